@@ -1,0 +1,190 @@
+"""The training loop: chunks of compiled per-sample SGD, evaluation every ``eval_every``
+samples, stopping at the target accuracy or after ``max_epochs``."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import __version__
+from .config import RunConfig
+from .data import Dataset, load_dataset
+from .energy import EnergyMeter
+from .kernels import STATUS_DIVERGED
+from .network import ACTIVATIONS, BIAS_UNIT, LOSSES, Network, activate
+from .rules import writes_per_sample
+from .sgd_kernel import train_chunk
+
+STATUS_CONVERGED = "converged"
+STATUS_NOT_CONVERGED = "not_converged"
+STATUS_DIVERGED_NAME = "diverged"
+OFFSET_BATCH = 5000
+
+
+@dataclass
+class Result:
+    """Outcome of one run. ``energy`` follows :meth:`EnergyMeter.summary`; ``curves`` holds
+    arrays sampled at every evaluation; ``hardware`` is per preset (empty without presets)."""
+
+    config: RunConfig
+    status: str
+    samples: int
+    epochs: float
+    test_accuracy: float
+    train_seconds: float
+    energy: dict
+    curves: dict
+    network: Network
+    write_counts: tuple
+    plastic_units: np.ndarray
+    hardware: dict = field(default_factory=dict)
+    diverged_at_sample: Optional[int] = None
+    version: str = __version__
+
+    @property
+    def converged(self) -> bool:
+        return self.status == STATUS_CONVERGED
+
+    def to_dict(self) -> dict:
+        """The JSON summary printed by ``neuroenergy train --json``."""
+        cfg = self.config
+        return {
+            "rule": cfg.rule.name, "rule_params": cfg.rule.params(), "hidden": cfg.hidden,
+            "seed": cfg.seed, "status": self.status, "converged": self.converged,
+            "epochs": self.epochs, "samples": self.samples,
+            "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
+            "diverged_at_sample": self.diverged_at_sample,
+            "energy": self.energy, "hardware": self.hardware, "config": cfg.to_dict(),
+            "version": self.version,
+        }
+
+
+class _PlasticPart:
+    """The kernel's view: plastic units' weights, and the frozen units' fixed output term."""
+
+    def __init__(self, net: Network, units: np.ndarray, data: Dataset):
+        self.units = units
+        self.all_plastic = len(units) == net.hidden
+        self.w1 = np.ascontiguousarray(net.w_in[:, units])
+        self.w2 = np.ascontiguousarray(net.w_out[units, :])
+        self.clamped = units == BIAS_UNIT
+        if self.all_plastic:
+            n_out = net.w_out.shape[1]
+            self.offset_train = np.zeros((0, n_out), np.float32)
+            self.offset_test = np.zeros((0, n_out), np.float32)
+        else:
+            frozen = np.setdiff1d(np.arange(net.hidden), units)
+            self.offset_train = _frozen_output(net, frozen, data.x_train)
+            self.offset_test = _frozen_output(net, frozen, data.x_test)
+
+    def write_back(self, net: Network) -> None:
+        net.w_in[:, self.units] = self.w1
+        net.w_out[self.units, :] = self.w2
+
+    def test_accuracy(self, net: Network, data: Dataset) -> float:
+        """Batched evaluation of the whole test set, frozen part from the precomputed term."""
+        h = activate(data.x_test @ self.w1, net.activation, net.leak)
+        h[:, self.clamped] = 1.0
+        z = h @ self.w2
+        if not self.all_plastic:
+            z += self.offset_test
+        if not np.all(np.isfinite(z)):
+            return float("nan")
+        return float(np.mean(np.argmax(z, axis=1) == data.y_test))
+
+
+def _frozen_output(net: Network, frozen: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """sum over frozen units of h_u(x) w_out[u] per image, in batches to bound memory."""
+    w_in = np.ascontiguousarray(net.w_in[:, frozen])
+    w_out = np.ascontiguousarray(net.w_out[frozen, :])
+    out = np.empty((len(x), w_out.shape[1]), np.float32)
+    for start in range(0, len(x), OFFSET_BATCH):
+        h = activate(x[start:start + OFFSET_BATCH] @ w_in, net.activation, net.leak)
+        out[start:start + OFFSET_BATCH] = h @ w_out
+    return out
+
+
+def _streams(seed: int):
+    """Independent generators for initialisation, path choice, sampling, and kernel seeds."""
+    children = np.random.SeedSequence(seed).spawn(4)
+    return [np.random.default_rng(c) for c in children]
+
+
+def train(config: RunConfig, data: Optional[Dataset] = None,
+          progress: Optional[Callable[[dict], None]] = None) -> Result:
+    """Train one network with ``config``; returns a :class:`Result`.
+
+    ``data`` defaults to ``load_dataset(config.dataset, ...)``. ``progress`` is called after
+    every evaluation with a dict (samples, accuracy, M0, M1...).
+    """
+    if data is None:
+        data = load_dataset(config.dataset, config.zero_mean, config.noise_std, config.data_seed)
+    init_rng, path_rng, sample_rng, kernel_rng = _streams(config.seed)
+    n_train, n_in = data.x_train.shape
+    net = Network.initial(n_in, config.hidden, 10, config.init_std, init_rng,
+                          config.activation, config.leak)
+    units = config.rule.plastic_units(config.hidden, path_rng)
+    part = _PlasticPart(net, units, data)
+    meter = EnergyMeter(net.w_in, net.w_out, units, config.alpha)
+    p_in, p_out = config.rule.fractions()
+    n_plastic_in = n_in * int(np.count_nonzero(~part.clamped))
+    k1 = writes_per_sample(p_in, n_plastic_in)
+    k2 = writes_per_sample(p_out, len(units) * 10)
+
+    from .hardware import HardwareTally
+    hw = HardwareTally(config.hardware, config.hardware_mode)
+    args = dict(act=ACTIVATIONS.index(config.activation), loss=LOSSES.index(config.loss))
+
+    def run_chunk(sample_idx, seed):
+        return train_chunk(data.x_train, data.y_train, sample_idx, part.offset_train,
+                           part.w1, part.w2, part.clamped, args["act"], float(config.leak),
+                           args["loss"], float(config.lr), float(config.lr_output), k1, k2,
+                           -1.0 if config.alpha is None else float(config.alpha),
+                           meter.writes, meter.sums, meter.counts_plastic[0],
+                           meter.counts_plastic[1], hw.params, hw.stats, hw.in_loop_device,
+                           seed)
+
+    run_chunk(np.zeros(0, np.int64), 0)  # compile (or load from cache) outside the timing
+
+    max_samples = int(math.ceil(config.max_epochs * n_train))
+    curves = {k: [] for k in ("samples", "accuracy", "M0_input", "M0_output",
+                              "M1_input", "M1_output", "seconds")}
+    samples = 0
+    accuracy = float("nan")
+    status = STATUS_NOT_CONVERGED
+    diverged_at = None
+    t0 = time.perf_counter()
+    while samples < max_samples:
+        n = min(config.eval_every, max_samples - samples)
+        sample_idx = sample_rng.integers(0, n_train, size=n, dtype=np.int64)
+        done, code = run_chunk(sample_idx, int(kernel_rng.integers(0, 2**62)))
+        samples += int(done)
+        if code == STATUS_DIVERGED or not (np.all(np.isfinite(part.w1))
+                                           and np.all(np.isfinite(part.w2))):
+            status, diverged_at = STATUS_DIVERGED_NAME, samples
+            accuracy = float("nan")
+            break
+        accuracy = part.test_accuracy(net, data)
+        snap = meter.snapshot()
+        for key, value in snap.items():
+            curves[key].append(value)
+        curves["samples"].append(samples)
+        curves["accuracy"].append(accuracy)
+        curves["seconds"].append(time.perf_counter() - t0)
+        if progress is not None:
+            progress({"samples": samples, "max_samples": max_samples, "accuracy": accuracy,
+                      **snap})
+        if accuracy >= config.target_accuracy:
+            status = STATUS_CONVERGED
+            break
+    train_seconds = time.perf_counter() - t0
+    part.write_back(net)
+    energy = meter.summary(net.w_in, net.w_out)
+    counts = meter.full_counts()
+    hardware = hw.report(counts, [net.w_in.shape, net.w_out.shape], samples)
+    return Result(config, status, samples, samples / n_train, accuracy, train_seconds,
+                  energy, {k: np.asarray(v) for k, v in curves.items()}, net, counts, units,
+                  hardware, diverged_at)
