@@ -27,8 +27,9 @@ Parameter vector layout (``P_*`` indices, all float64)
 [-w_max, w_max]); ``P_ROUNDING`` rounding rule (``ROUND_NEAREST`` 0, ``ROUND_CEIL`` 1,
 ``ROUND_STOCHASTIC`` 2). Digital: ``P_BITS`` word width, ``P_ENCODING`` (``ENC_TWOS`` 0,
 ``ENC_SIGN_MAGNITUDE`` 1). Analog: ``P_DW_POT`` / ``P_DW_DEP`` step of one potentiation /
-depression pulse (weight units), ``P_NOISE`` cycle-to-cycle std per pulse (fraction of the
-step), ``P_PAIR`` 1 for unidirectional pairs (w = G+ - G-, potentiation pulses only).
+depression pulse (weight units), ``P_NOISE`` cycle-to-cycle std of one pulse's change (weight
+units; a write of n pulses gets std ``P_NOISE * sqrt(n)``, as MLP NeuroSim), ``P_PAIR`` 1
+for unidirectional pairs (w = G+ - G-, potentiation pulses only).
 Rows padded with zeros (``KIND_NONE``) are ignored.
 
 Statistics slots (``STAT_*`` indices, float64 sums)
@@ -288,7 +289,7 @@ def _analog_device(params, w_old, dw, u, z):
         step = params[P_DW_POT]
     else:
         step = params[P_DW_DEP]
-    w = w_old + n * step + params[P_NOISE] * step * math.sqrt(abs(n)) * z
+    w = w_old + n * step + params[P_NOISE] * math.sqrt(abs(n)) * z
     return _clip(w, w_max)
 
 
@@ -374,7 +375,7 @@ def device_write(params, w_old, dw, u, z):
     """The weight a device holds after being asked to change ``w_old`` by ``dw``.
 
     Analog: ``pulses = round_rule(|dw| / dw_min)`` steps of the potentiation or depression
-    size, plus cycle-to-cycle noise ``noise * dw_min * sqrt(pulses) * z``, clipped to
+    size, plus cycle-to-cycle noise ``noise * sqrt(pulses) * z``, clipped to
     [-w_max, w_max]. Digital: ``w_old + dw`` rounded (nearest or stochastic) to the b-bit
     grid, clipped to the code range. Biology: ``w_old + dw`` unchanged.
     ``device_write(params, w, 0.0, u, z)`` gives the device's representation of ``w``.
