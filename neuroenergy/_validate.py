@@ -11,8 +11,8 @@ from .errors import ConfigError
 def _fmt_range(lo, hi, lo_open, hi_open):
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
-    lo_s = "-inf" if lo is None else repr(lo)
-    hi_s = "inf" if hi is None else repr(hi)
+    lo_s = "-inf" if lo is None else f"{lo:g}"
+    hi_s = "inf" if hi is None else f"{hi:g}"
     return f"{left}{lo_s}, {hi_s}{right}"
 
 

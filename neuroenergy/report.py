@@ -1,0 +1,61 @@
+"""Readable tables of run summaries (the dicts of ``Result.to_dict()``)."""
+from __future__ import annotations
+
+import math
+
+
+def _fmt(value, kind):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "sci":
+        return f"{value:.3g}"
+    if kind == "f2":
+        return f"{value:.2f}"
+    if kind == "f1":
+        return f"{value:.1f}"
+    if kind == "acc":
+        return f"{100 * value:.2f}%"
+    return str(value)
+
+
+def rule_label(summary: dict) -> str:
+    params = summary.get("rule_params", {})
+    shown = [f"{k}={v}" for k, v in params.items()
+             if v is not None and k not in ("selection",)]
+    return summary["rule"] + (f" ({', '.join(shown)})" if shown else "")
+
+
+def hardware_columns(summaries):
+    """Preset names priced in any of the runs, in first-seen order."""
+    names = []
+    for s in summaries:
+        for name in (s.get("hardware") or {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def format_table(summaries, hardware=True) -> str:
+    """One row per run: rule, status, epochs, M0, M1, M1_min, M1/M1_min, seconds (+ joules)."""
+    head = ["rule", "hidden", "seed", "status", "epochs", "acc", "M0", "M1", "M1_min",
+            "M1/M1_min", "seconds"]
+    hw = hardware_columns(summaries) if hardware else []
+    head += [f"{name} [J]" for name in hw]
+    rows = [head]
+    for s in summaries:
+        e = s.get("energy") or {}
+        tot = lambda k: (e.get(k) or {}).get("total")  # noqa: E731
+        converged = s.get("status") == "converged"
+        row = [rule_label(s), str(s.get("hidden")), str(s.get("seed")), s.get("status"),
+               _fmt(s.get("epochs"), "f2") if converged else f">{_fmt(s.get('epochs'), 'f2')}",
+               _fmt(s.get("test_accuracy"), "acc"), _fmt(tot("M0"), "sci"),
+               _fmt(tot("M1"), "sci"), _fmt(tot("M1_min"), "sci"),
+               _fmt(e.get("inefficiency_M1"), "f1"), _fmt(s.get("train_seconds"), "f1")]
+        for name in hw:
+            rep = (s.get("hardware") or {}).get(name)
+            row.append(_fmt(rep.get("energy_j") if rep else None, "sci"))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
