@@ -92,12 +92,12 @@ class HardwareModel:
         """
         s = as_layer_stats(stats)
         n_layers = s.shape[0]
-        if layer_shapes is None and write_counts is not None:
-            layer_shapes = [np.shape(c) for c in write_counts]
-        shapes = check_layer_shapes(layer_shapes, n_layers)
         if write_counts is not None and len(write_counts) != n_layers:
             raise HardwareModelError(
                 f"write_counts has {len(write_counts)} layers but stats has {n_layers}.")
+        if layer_shapes is None and write_counts is not None:
+            layer_shapes = [np.shape(c) for c in write_counts]
+        shapes = check_layer_shapes(layer_shapes, n_layers)
         if n_steps is not None:
             if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
                 raise HardwareModelError(
@@ -135,15 +135,21 @@ class HardwareModel:
             ``name``, ``kind``, ``class``, ``summary`` (one line), ``parameters`` (all
             fields), ``key_parameters`` and ``citation``.
         """
-        params = {}
-        for f in fields(self):
-            if f.name in ("name", "citation"):
-                continue
-            v = getattr(self, f.name)
-            params[f.name] = v if not (isinstance(v, float) and math.isinf(v)) else "inf"
+        params = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)
+                  if f.name not in ("name", "citation")}
+        key = {k: _jsonable(v) for k, v in self.key_parameters().items()}
         return {"name": self.name, "kind": self.kind, "class": type(self).__name__,
-                "summary": self.summary(), "key_parameters": self.key_parameters(),
+                "summary": self.summary(), "key_parameters": key,
                 "parameters": params, "citation": self.citation}
+
+
+def _jsonable(v):
+    """inf -> 'inf' so that descriptions are strict JSON; lists element-wise."""
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return v
 
 
 def fmt_energy(e_j):
