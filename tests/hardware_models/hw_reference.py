@@ -7,7 +7,7 @@ import math
 
 from hardware_models import tally as T
 
-SNAP = 1e-9
+SNAP = 1e-4
 
 
 def snap(x):

@@ -303,3 +303,22 @@ def test_device_write_matches_reference(params, w, dw, u, z):
     if int(params[T.P_KIND]) != T.KIND_BIOLOGY:
         assert abs(got) <= params[T.P_W_MAX] * (1 + 1e-12)
         assert math.isfinite(got)
+
+
+@pytest.mark.parametrize("name", ["rram-neurosim", "ecram", "fefet", "sram-22nm", "agsi"])
+def test_float32_device_weights_count_exactly(name):
+    """The kernels store device weights as float32: re-tallying a device move must give the
+    pulses (or bits) the device made, even under the ceil rule."""
+    from hardware_models import presets
+    model = presets.get(name, **({"write_noise": 0.0} if name == "agsi" else {}))
+    p = model.kernel_params()
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        w_old = np.float32(T.device_write(p, float(rng.uniform(-0.9, 0.9)), 0.0, 0.0, 0.0))
+        dw = float(rng.normal(0, 0.05))
+        exact = np.zeros(T.N_STATS)
+        n = T.tally_write(p, exact, float(w_old), float(w_old) + dw, 0.0)
+        w_new = np.float32(T.device_write(p, float(w_old), dw, 0.0, 0.0))
+        again = T.tally_write(p, np.zeros(T.N_STATS), float(w_old), float(w_new), 0.0)
+        if abs(float(w_old) + dw) < model.w_max - 0.1:  # away from the bounds
+            assert again == n
