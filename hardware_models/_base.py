@@ -7,6 +7,7 @@ import numpy as np
 from ._validate import HardwareModelError, check_float, check_str
 from .endurance import lifetime_from_counts
 from .report import EnergyReport, as_layer_stats, check_layer_shapes
+from . import tally as T
 from .tally import STAT_NAMES, STAT_NOOP, STAT_NOOP_ABS_DW
 
 
@@ -64,6 +65,40 @@ class HardwareModel:
     def key_parameters(self):
         """Key parameters with units for listings (dict name -> value)."""
         return {}
+
+    # kernel parameter slots the tallies depend on (slot -> label); the other fields only
+    # enter pricing, so statistics stay valid when they change
+    tally_slots = {T.P_KIND: "model kind"}
+
+    def reprice_issues(self, stored_params):
+        """Why statistics tallied with ``stored_params`` cannot be priced by this model.
+
+        Statistics depend on the kernel parameters (kind, weight range, step sizes or word
+        width, rounding rule); energies, voltages, overheads and endurance can change freely.
+
+        Parameters
+        ----------
+        stored_params : float64 array
+            The kernel parameter vector the statistics were tallied with.
+
+        Returns
+        -------
+        list of str
+            Empty when this model can re-price the statistics; otherwise one message per
+            differing quantity (those costs need a re-run).
+        """
+        mine = self.kernel_params()
+        stored = np.zeros(T.N_PARAMS)
+        v = np.asarray(stored_params, dtype=np.float64).ravel()[:T.N_PARAMS]
+        stored[:v.size] = v
+        issues = []
+        for slot, label in self.tally_slots.items():
+            if not np.isclose(mine[slot], stored[slot], rtol=1e-9, atol=0.0):
+                issues.append(f"{self.name}: {label} differs (tallied with {stored[slot]:.6g},"
+                              f" model has {mine[slot]:.6g}): needs a re-run")
+                if slot == T.P_KIND:
+                    break
+        return issues
 
     def summary(self):
         """One line describing the model for ``neuroenergy hardware --list``."""

@@ -102,6 +102,9 @@ class AnalogCrossbar(HardwareModel):
     """Fixed energy of one pair refresh (reads and RESETs of both devices); joules."""
 
     kind = "analog"
+    tally_slots = {T.P_KIND: "model kind", T.P_W_MAX: "w_max", T.P_ROUNDING: "rounding rule",
+                   T.P_DW_POT: "potentiation step", T.P_DW_DEP: "depression step",
+                   T.P_PAIR: "pair mode"}
 
     def validate(self):
         super().validate()

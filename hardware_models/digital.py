@@ -58,6 +58,8 @@ class DigitalMemory(HardwareModel):
     """Time to write one row (all its changed words at once); seconds."""
 
     kind = "digital"
+    tally_slots = {T.P_KIND: "model kind", T.P_W_MAX: "w_max", T.P_ROUNDING: "rounding rule",
+                   T.P_BITS: "word width", T.P_ENCODING: "encoding"}
 
     def validate(self):
         super().validate()

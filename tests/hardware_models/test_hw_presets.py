@@ -149,3 +149,22 @@ def test_imports_nothing_from_neuroenergy():
             "bad = [m for m in sys.modules if m.split('.')[0] == 'neuroenergy']; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_reprice_issues():
+    stored = presets.get("rram-neurosim").kernel_params()
+    # energies, voltages and overheads may change: same statistics
+    assert presets.get("rram-neurosim", v_pot_v=3.0, row_overhead_j=1e-12).reprice_issues(
+        stored) == []
+    assert presets.get("rram-coarse").reprice_issues(stored) == [
+        "rram-coarse: rounding rule differs (tallied with 1, model has 2): needs a re-run",
+        "rram-coarse: potentiation step differs (tallied with 0.0333333, model has 0.095): "
+        "needs a re-run",
+        "rram-coarse: depression step differs (tallied with 0.0333333, model has 0.095): "
+        "needs a re-run"]
+    assert presets.get("sram-cell").reprice_issues(presets.get("sram-22nm").kernel_params()) \
+        == []
+    issues = presets.get("sram-cell").reprice_issues(stored)
+    assert len(issues) == 1 and "model kind" in issues[0]
+    assert presets.get("biology-high").reprice_issues(
+        presets.get("biology-low").kernel_params()) == []
