@@ -11,6 +11,9 @@ from . import tally as T
 from .tally import STAT_NAMES, STAT_NOOP, STAT_NOOP_ABS_DW
 
 
+ROWS_CHARGED = ("written", "touched")
+
+
 @dataclass
 class HardwareModel:
     """Common fields of every hardware model (not used directly)."""
@@ -105,6 +108,12 @@ class HardwareModel:
         return self.kind
 
     # --- shared -------------------------------------------------------------------------
+    def _rows(self, s):
+        """Rows that pay the per-row overhead in one layer's statistics ``s``."""
+        if getattr(self, "rows_charged", "written") == "touched":
+            return s[T.STAT_ROWS]
+        return s[T.STAT_ROWS_ACTIVE]
+
     def price(self, stats, write_counts=None, layer_shapes=None, n_steps=None):
         """Price the writes of one training run.
 

@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from ._base import HardwareModel, fmt_endurance, fmt_energy
+from ._base import ROWS_CHARGED, HardwareModel, fmt_endurance, fmt_energy
 from ._validate import HardwareModelError, check_bool, check_choice, check_float
 from . import tally as T
 
@@ -83,6 +83,9 @@ class AnalogCrossbar(HardwareModel):
     """Decoder / driver energy per row written in a step; joules."""
     row_time_s: float = 0.0
     """Fixed time added per row written in a step; seconds."""
+    rows_charged: str = "written"
+    """Rows that pay the per-row overhead: 'written' (at least one device change; NeuroSim
+    skips unchanged batches) or 'touched' (every row the rule wrote to in a step)."""
     wire_cap_per_cell_f: float = 0.0
     """Wire capacitance of one cell pitch of a row or column line (0: lines not priced);
     farads."""
@@ -114,6 +117,7 @@ class AnalogCrossbar(HardwareModel):
             c.dw_min_dep = check_float(c, "dw_min_dep", c.dw_min_dep, lo=0.0, hi=2.0,
                                        lo_open=True, allow_none=True)
         check_choice(c, "rounding", c.rounding, tuple(ROUNDING_RULES))
+        check_choice(c, "rows_charged", c.rows_charged, ROWS_CHARGED)
         check_choice(c, "access", c.access, ACCESS)
         for name in ("pulse_energy_pot_j", "pulse_energy_dep_j", "g_min_s", "g_max_s",
                      "v_pot_v", "v_dep_v", "pulse_width_pot_s", "pulse_width_dep_s",
@@ -190,7 +194,7 @@ class AnalogCrossbar(HardwareModel):
                                  self.pulse_width_pot_s, self.pulse_energy_pot_j)
                 + self._pulse_cost(p_dep, s[T.STAT_G_DEP], self.v_dep_v,
                                    self.pulse_width_dep_s, self.pulse_energy_dep_j))
-        terms = {"cell": cell, "rows": self.row_overhead_j * s[T.STAT_ROWS_ACTIVE]}
+        terms = {"cell": cell, "rows": self.row_overhead_j * self._rows(s)}
         v_max = max(self.v_pot_v, self.v_dep_v)
         t_max = max(self.pulse_width_pot_s, self.pulse_width_dep_s)
         needs_shape = self.wire_cap_per_cell_f > 0 or self.access == "passive"
@@ -226,7 +230,7 @@ class AnalogCrossbar(HardwareModel):
     def _layer_latency(self, s, shape):
         t_max = max(self.pulse_width_pot_s, self.pulse_width_dep_s)
         per_slot = t_max + (self.read_time_s if self.verify else 0.0)
-        return s[T.STAT_ROW_MAX] * per_slot + s[T.STAT_ROWS_ACTIVE] * self.row_time_s
+        return s[T.STAT_ROW_MAX] * per_slot + self._rows(s) * self.row_time_s
 
     def _counts(self, total):
         return {"writes": total[T.STAT_WRITES], "cells_changed": total[T.STAT_CHANGED],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import HardwareModel, fmt_endurance, fmt_energy
+from ._base import ROWS_CHARGED, HardwareModel, fmt_endurance, fmt_energy
 from ._validate import HardwareModelError, check_choice, check_float, check_int
 from . import tally as T
 
@@ -56,6 +56,9 @@ class DigitalMemory(HardwareModel):
     """Decoder / driver / precharge energy per row written in a step; joules."""
     write_time_s: float = 0.0
     """Time to write one row (all its changed words at once); seconds."""
+    rows_charged: str = "written"
+    """Rows that pay the per-row overhead: 'written' (at least one device change; NeuroSim
+    skips unchanged batches) or 'touched' (every row the rule wrote to in a step)."""
 
     kind = "digital"
     tally_slots = {T.P_KIND: "model kind", T.P_W_MAX: "w_max", T.P_ROUNDING: "rounding rule",
@@ -67,6 +70,7 @@ class DigitalMemory(HardwareModel):
         c.bits = check_int(c, "bits", c.bits, lo=1, hi=MAX_BITS)
         check_choice(c, "encoding", c.encoding, tuple(ENCODINGS))
         check_choice(c, "rounding", c.rounding, tuple(ROUNDING_RULES))
+        check_choice(c, "rows_charged", c.rows_charged, ROWS_CHARGED)
         check_choice(c, "write_mode", c.write_mode, WRITE_MODES)
         if c.encoding == "sign-magnitude" and c.bits < 2:
             raise HardwareModelError(
@@ -96,12 +100,12 @@ class DigitalMemory(HardwareModel):
             cell = self.energy_per_bit_j * self.bits * s[T.STAT_CHANGED]
         else:
             raise HardwareModelError(f"unknown write_mode {self.write_mode!r}")
-        return {"cell": cell, "rows": self.row_overhead_j * s[T.STAT_ROWS_ACTIVE]}
+        return {"cell": cell, "rows": self.row_overhead_j * self._rows(s)}
 
     def _layer_latency(self, s, shape):
         if self.write_time_s == 0:
             return None
-        return self.write_time_s * s[T.STAT_ROWS_ACTIVE]
+        return self.write_time_s * self._rows(s)
 
     def _counts(self, total):
         return {"writes": total[T.STAT_WRITES], "words_written": total[T.STAT_CHANGED],

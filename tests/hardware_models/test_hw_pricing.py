@@ -1,4 +1,5 @@
 """Pricing: small write streams with energies worked out by hand."""
+import dataclasses
 import json
 import math
 
@@ -193,3 +194,15 @@ def test_bad_pricing_inputs():
         m.price(np.zeros((2, N_STATS)), write_counts=[np.zeros((2, 2), np.int64)])
     with pytest.raises(HardwareModelError, match="n_steps"):
         m.price(np.zeros((1, N_STATS)), n_steps=1.5)
+
+
+def test_rows_charged_written_or_touched():
+    rows = [[(0.0, 0.5, 0.0)], [(0.0, 0.001, 0.0)], [(0.0, 0.001, 0.0)]]  # 1 written, 3 touched
+    for model in (DigitalMemory(bits=4, energy_per_bit_j=0.0, row_overhead_j=1.0),
+                  const_analog(pulse_energy_pot_j=0.0, row_overhead_j=1.0)):
+        s = tally(model, rows)
+        assert model.price(s).breakdown_j["rows"] == 1.0
+        touched = dataclasses.replace(model, rows_charged="touched")
+        assert touched.price(s).breakdown_j["rows"] == 3.0
+    with pytest.raises(HardwareModelError, match="'rows_charged' parameter"):
+        DigitalMemory(rows_charged="some")
