@@ -30,7 +30,6 @@ Latency of one layer: rows are written one after another, each lasting its large
 count times the pulse width (plus a verify read per pulse slot) plus ``row_time_s``.
 """
 from dataclasses import dataclass
-import math
 
 import numpy as np
 
