@@ -260,10 +260,11 @@ def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, me
                                             np.random.random(), np.random.standard_normal()))
             change = np.float64(w_new) - np.float64(w_old)
             if change == 0.0:
-                # the device did not move: no write happened, but the attempt is tallied
+                # the device did not move: the attempt is tallied as a write that changed
+                # nothing (a lost update), never as the change that was asked for
                 for d in range(n_dev):
                     tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                                np.float64(w_old) + dw64, np.random.random())
+                                np.float64(w_old), np.random.random())
                 continue
         else:
             w_new = w_old + np.float32(-lr32 * pre[i]) * post[j]
