@@ -58,7 +58,8 @@ class Session:
         self.directory = (tempfile.mkdtemp(prefix="neuroenergy_standalone_")
                           if self._own_dir else directory)
         self.built = False
-        self.build_seconds = 0.0
+        self.build_seconds = 0.0  # standalone compilation
+        self.setup_seconds = 0.0  # models' construction, code generation and compilation
         self._saved = {}
 
     @property

@@ -379,6 +379,7 @@ class InferenceModel:
             self.net.run(self.duration, namespace={})
             session.build()
         self.setup_seconds = time.perf_counter() - t0
+        session.setup_seconds += self.setup_seconds
         self._pending = True
 
     def _values(self, conv: ConvertedNetwork, x: np.ndarray) -> dict:
@@ -449,4 +450,4 @@ class InferenceModel:
         vv = np.transpose(v[:, idx], (1, 2, 0))
         readout_ms = tuple(s * self.config.dt_ms for s in readout_steps)
         return SimulationResult(readout_ms, counts, vv, hidden[idx].astype(np.int64), inputs, wall,
-                                self.session.build_seconds + self.setup_seconds)
+                                self.setup_seconds)
