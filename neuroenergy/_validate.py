@@ -8,11 +8,20 @@ import numbers
 from .errors import ConfigError
 
 
+def _fmt_bound(x):
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _show(value):
+    """numpy scalars print as plain numbers in messages."""
+    return repr(value.item()) if hasattr(value, "item") and hasattr(value, "dtype") else repr(value)
+
+
 def _fmt_range(lo, hi, lo_open, hi_open):
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
-    lo_s = "-inf" if lo is None else f"{lo:g}"
-    hi_s = "inf" if hi is None else f"{hi:g}"
+    lo_s = "-inf" if lo is None else _fmt_bound(lo)
+    hi_s = "inf" if hi is None else _fmt_bound(hi)
     return f"{left}{lo_s}, {hi_s}{right}"
 
 
@@ -21,7 +30,7 @@ def check_number(value, name, owner, lo=None, hi=None, lo_open=False, hi_open=Fa
     """Return ``value`` if it is a finite number in the range, else raise ConfigError."""
     kind = "an int" if integer else "a float"
     rng = _fmt_range(lo, hi, lo_open, hi_open)
-    msg = f"The '{name}' parameter of {owner} must be {kind} in the range {rng}. Got {value!r} instead."
+    msg = f"The '{name}' parameter of {owner} must be {kind} in the range {rng}. Got {_show(value)} instead."
     if isinstance(value, bool):
         raise ConfigError(msg)
     if integer:

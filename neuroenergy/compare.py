@@ -39,6 +39,8 @@ def add_compare_parser(sub, add_run_options):
     p.add_argument("--seeds", type=int, default=1,
                    help="number of seeds, starting at --seed (default 1)")
     p.add_argument("--figure", default=None, help="PNG path (default: next to --out)")
+    p.add_argument("--no-hardware", action="store_true",
+                   help="skip pricing writes on the default hardware presets")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.set_defaults(handler=cmd_compare)
 
@@ -56,6 +58,9 @@ def cmd_compare(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(out)
     figure = Path(args.figure) if args.figure else out.with_suffix(".png")
+    if args.hardware is None and not args.no_hardware:
+        from .hardware import DEFAULT_COMPARE_PRESETS
+        args.hardware = ",".join(DEFAULT_COMPARE_PRESETS)
     configs = []
     for seed in range(args.seed, args.seed + args.seeds):
         args.seed, seed0 = seed, args.seed

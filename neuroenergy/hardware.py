@@ -7,27 +7,42 @@ import numpy as np
 from .errors import ConfigError
 
 N_LAYERS = 2
+# the trained networks' weights stay within about +-0.5 (784-100-10: max |w| 0.25 input,
+# 0.49 output), so electronic devices map [-0.5, 0.5] onto their range by default
+DEFAULT_W_MAX = 0.5
+# what `compare` prices when no --hardware is given: five technologies and the ATP band
+DEFAULT_COMPARE_PRESETS = ("rram-neurosim", "pcm", "fefet", "ecram", "sram-22nm", "stt-mram",
+                           "biology-low", "biology-high")
 
 
-def check_presets(names) -> None:
-    """Raise ConfigError for unknown hardware preset names."""
+def check_presets(names) -> tuple:
+    """Expand group names ('biology' = low and high) and raise ConfigError for unknown ones."""
+    from hardware_models import HardwareModelError, presets
+    try:
+        return tuple(presets.expand(list(names)))
+    except HardwareModelError as exc:
+        raise ConfigError(f"The 'hardware' parameter must list presets from "
+                          f"{', '.join(presets.names())} (or 'biology'). {exc}") from None
+
+
+def build_model(name, w_max=DEFAULT_W_MAX):
+    """A preset, with electronic devices mapped onto [-w_max, w_max] (biology keeps its own
+    full range of one weight unit)."""
     from hardware_models import presets
-    valid = presets.names()
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ConfigError(f"The 'hardware' parameter must list presets from {', '.join(valid)}. "
-                          f"Got unknown {', '.join(map(repr, unknown))} instead.")
+    model = presets.get(name)
+    if getattr(model, "kind", None) == "biology":
+        return model
+    return presets.get(name, w_max=w_max)
 
 
 class HardwareTally:
     """Kernel arrays for the configured presets (empty arrays when there are none)."""
 
-    def __init__(self, names=(), mode="accounting"):
+    def __init__(self, names=(), mode="accounting", w_max=DEFAULT_W_MAX):
         self.names = tuple(names)
         if self.names:
-            from hardware_models import presets
             from hardware_models.tally import N_STATS, pack_kernel_params
-            self.models = [presets.get(n) for n in self.names]
+            self.models = [build_model(n, w_max) for n in self.names]
             self.params = np.ascontiguousarray(pack_kernel_params(self.models), dtype=np.float64)
             self.stats = np.zeros((N_LAYERS, len(self.models), N_STATS), np.float64)
         else:
@@ -37,9 +52,12 @@ class HardwareTally:
         self.in_loop_device = 0 if (mode == "in-the-loop" and self.names) else -1
 
     def report(self, write_counts, layer_shapes, n_steps) -> dict:
-        """Per preset name: the priced report as a JSON-able dict."""
+        """Per preset name: the priced report as a JSON-able dict, with the raw tallies and
+        the parameters they were made with (for re-pricing later)."""
         out = {}
         for d, (name, model) in enumerate(zip(self.names, self.models)):
             rep = model.price(self.stats[:, d, :], list(write_counts), list(layer_shapes), n_steps)
             out[name] = rep.to_dict()
+            out[name]["tally"] = {"params": self.params[d].tolist(),
+                                  "stats": self.stats[:, d, :].tolist()}
         return out

@@ -35,12 +35,17 @@ def hardware_columns(summaries):
     return names
 
 
+def _is_biology(summaries, name):
+    return any(((s.get("hardware") or {}).get(name) or {}).get("kind") == "biology"
+               for s in summaries)
+
+
 def format_table(summaries, hardware=True) -> str:
     """One row per run: rule, status, epochs, M0, M1, M1_min, M1/M1_min, seconds (+ joules)."""
     head = ["rule", "hidden", "seed", "status", "epochs", "acc", "M0", "M1", "M1_min",
             "M1/M1_min", "seconds"]
     hw = hardware_columns(summaries) if hardware else []
-    head += [f"{name} [J]" for name in hw]
+    head += [f"{name} [{'ATP' if _is_biology(summaries, name) else 'J'}]" for name in hw]
     rows = [head]
     for s in summaries:
         e = s.get("energy") or {}
@@ -53,7 +58,11 @@ def format_table(summaries, hardware=True) -> str:
                _fmt(e.get("inefficiency_M1"), "f1"), _fmt(s.get("train_seconds"), "f1")]
         for name in hw:
             rep = (s.get("hardware") or {}).get(name)
-            row.append(_fmt(rep.get("energy_j") if rep else None, "sci"))
+            if rep and rep.get("kind") == "biology":
+                value = (rep.get("extra") or {}).get("atp")
+            else:
+                value = rep.get("energy_j") if rep else None
+            row.append(_fmt(value, "sci"))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
