@@ -115,6 +115,13 @@ class SpikingConfig:
         return type(self)(**d)
 
 
+def dense_pairs(n_pre: int, n_post: int, first_post: int = 0):
+    """All (pre, post) index pairs in presynaptic-major order (the order of ``W.ravel()``
+    when ``first_post`` is 0): two int64 arrays."""
+    pre, post = np.meshgrid(np.arange(n_pre), np.arange(first_post, n_post), indexing="ij")
+    return pre.ravel().astype(np.int64), post.ravel().astype(np.int64)
+
+
 def steps_of(time_ms: float, dt_ms: float, name: str) -> int:
     """``time_ms / dt_ms`` as an int, or ConfigError when it is not a whole number of steps."""
     n = time_ms / dt_ms
@@ -343,14 +350,16 @@ class InferenceModel:
         self.out.run_regularly("v += b * ta_active(t)", when="groups", name="out_drive")
         self.s_out = b2.Synapses(self.hidden, self.out, "w : 1", on_pre="v_post += w",
                                  name="s_out", **common)
-        self.s_out.connect()
+        pre, post = dense_pairs(n_ch, N_OUT)  # presynaptic-major, as w_out.ravel()
+        self.s_out.connect(i=pre, j=post)
         objects = [self.hidden, self.out, self.s_out]
         if poisson:
             self.inp = b2.NeuronGroup(n_in - 1, "", threshold="rand() < ta_prob(t, i)",
                                       name="inp", **common)
             self.s_in = b2.Synapses(self.inp, self.hidden, "w : 1", on_pre="v_post += w",
                                     name="s_in", **common)
-            self.s_in.connect()
+            pre, post = dense_pairs(n_in - 1, n_ch)
+            self.s_in.connect(i=pre, j=post)
             # a one-neuron population counter: one event per input spike, reset per image
             self.counter = b2.NeuronGroup(1, "n_spk : integer", name="counter", **common)
             self.c_inp = b2.Synapses(self.inp, self.counter, on_pre="n_spk_post += 1",

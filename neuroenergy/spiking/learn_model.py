@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ._backend import Session
+from .convert import dense_pairs
 
 N_OUT = 10
 SPIKE_RESET = "v -= 1\nn_spk += 1"
@@ -105,12 +106,15 @@ class LearningNet:
         model_out = SYNAPSE_MODEL + "fb_pre = w * err_post : 1 (summed)\n"
         self.s_in = b2.Synapses(self.inp, self.hid, SYNAPSE_MODEL, on_pre="v_post += w",
                                 name="s_in", **common)
-        self.s_in.connect("j != 0")  # the bias unit has no input synapses
+        # explicit (pre, post) lists, presynaptic-major: the synapse order is known on
+        # every target (standalone cannot be asked before it has run); the bias unit (0)
+        # has no input synapses
+        self.idx_in = dense_pairs(n_in, hidden, first_post=1)
+        self.idx_out = dense_pairs(hidden, N_OUT)
+        self.s_in.connect(i=self.idx_in[0], j=self.idx_in[1])
         self.s_out = b2.Synapses(self.hid, self.out, model_out, on_pre="v_post += w",
                                  name="s_out", **common)
-        self.s_out.connect()
-        self.idx_in = (np.asarray(self.s_in.i[:]), np.asarray(self.s_in.j[:]))
-        self.idx_out = (np.asarray(self.s_out.i[:]), np.asarray(self.s_out.j[:]))
+        self.s_out.connect(i=self.idx_out[0], j=self.idx_out[1])
         objects = [self.inp, self.hid, self.out, self.s_in, self.s_out, self.mon_out]
         update = dict(dt=self.period, when="after_groups", order=0)
         self.s_out.run_regularly(METERED_UPDATE.format(eta="eta_out", error="err_post"),
