@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # (module, function) pairs that add further sub-commands: each function takes the
 # sub-parsers object and registers parsers whose defaults include ``handler``.
-_EXTRA_COMMANDS = []
+_EXTRA_COMMANDS = [
+    ("neuroenergy.hardware_cli", "add_hardware_parser"),
+    ("neuroenergy.sweep_cli", "add_sweep_parsers"),
+]
 
 
 def main(argv=None) -> int:

@@ -1,13 +1,17 @@
 """HDF5 results: one group per run under ``/runs``, each with its full configuration, package
-version, seed, curves, final metrics, write-count maps and final weights.
+version, seed, status, curves, final metrics, write-count maps and (optionally) final weights.
 
 Files are written with ``libver=('v110', 'v110')`` so HDF5 1.x tools (``h5dump``) read them.
-A lock file (``FILE.h5.lock``) refuses a second writer. Each run is written and the file
-closed before the next, so an interrupted program loses at most the run being written.
+A lock file (``FILE.h5.lock``) refuses a second writer. The file is never modified in place:
+finished runs go to a journal first and are merged into a copy that replaces the file
+atomically (:mod:`neuroenergy.journal`), so a process killed at any moment leaves a file that
+opens and, with its journal, holds every finished run. Readers list the journal's runs too;
+the next writer merges them.
 """
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,127 +20,52 @@ import numpy as np
 
 from . import __version__
 from .errors import StoreError
+from .journal import (FORMAT_VERSION, LIBVER, check_version, existing, h5py, journal_dir,  # noqa: F401
+                      merge_pending, recover, updating, write_pending)
 
-FORMAT_VERSION = 1
-LIBVER = ("v110", "v110")
 COMPRESS_ABOVE_BYTES = 1 << 16
+#: a long-lived writer merges at most every MERGE_COST_FACTOR times its last merge's duration
+MERGE_COST_FACTOR = 10.0
+STATUS_ERROR = "error"
 
 
-def _h5py():
-    import h5py
-    return h5py
+# ----------------------------------------------------------------------------- records
 
-
-@contextmanager
-def open_for_writing(path):
-    """Open (or create) a results file for writing, holding its lock; clear errors."""
-    from filelock import FileLock, Timeout
-    h5py = _h5py()
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise StoreError(f"cannot write {path}: folder {path.parent} does not exist.")
-    lock = FileLock(str(path) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise StoreError(f"{path} is being written by another process (lock {path}.lock); "
-                         "wait for it to finish or write to another file.") from None
-    try:
-        try:
-            f = h5py.File(path, "a", libver=LIBVER)
-        except OSError as exc:
-            raise StoreError(f"cannot open {path} for writing: {exc}. Is it an HDF5 file?") from exc
-        try:
-            version = int(f.attrs.get("format_version", FORMAT_VERSION))
-            if version > FORMAT_VERSION:
-                raise StoreError(f"{path} was written by a newer neuroenergy (format "
-                                 f"{version} > {FORMAT_VERSION}); upgrade to add runs to it.")
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs.setdefault("created_by", f"neuroenergy {__version__}")
-            f.require_group("runs")
-            yield f
-        finally:
-            f.close()
-    finally:
-        lock.release()
-
-
-def _dataset(group, name, array):
-    array = np.asarray(array)
-    kwargs = {}
-    if array.nbytes > COMPRESS_ABOVE_BYTES and array.ndim > 0:
-        kwargs = dict(compression="gzip", compression_opts=4, shuffle=True)
-    group.create_dataset(name, data=array, dtype=array.dtype, **kwargs)
-
-
-def _write_dict(group, d):
-    """Numbers and nested dicts of numbers as attributes (readable by any HDF5 tool)."""
-    for key, value in d.items():
-        if isinstance(value, dict):
-            _write_dict(group.require_group(key), value)
-        elif value is None:
-            group.attrs[key] = "none"
-        elif isinstance(value, (list, tuple)):
-            group.attrs[key] = json.dumps(value)
-        else:
-            group.attrs[key] = value
-
-
-def new_run_id(config_dict: dict) -> str:
-    """A readable, unique group name: rule, size, seed and a short random suffix."""
+def new_run_id(config_dict: dict, key=None) -> str:
+    """A readable group name: rule, size, seed and the sweep key (or a random suffix)."""
     rule = config_dict["rule"]["name"]
-    return f"{rule}_h{config_dict['hidden']}_s{config_dict['seed']}_{uuid.uuid4().hex[:8]}"
+    suffix = key[:10] if key else uuid.uuid4().hex[:8]
+    return f"{rule}_h{config_dict['hidden']}_s{config_dict['seed']}_{suffix}"
 
 
-def write_run(path, result, run_id=None, store_weights=True, key=None) -> str:
-    """Append one :class:`~neuroenergy.train.Result` to ``path``; returns its run id.
-
-    ``key`` is an optional identity string (e.g. a sweep point's hash) stored as an attribute
-    so resumable sweeps can tell which runs exist.
-    """
+def record_from_result(result, store_weights=True, key=None, run_id=None) -> dict:
+    """What the store writes for one :class:`~neuroenergy.train.Result`: a picklable dict of
+    the JSON summary and named arrays (what sweep workers send back to the writer)."""
     summary = result.to_dict()
-    run_id = run_id or new_run_id(summary["config"])
-    with open_for_writing(path) as f:
-        runs = f["runs"]
-        if run_id in runs:
-            raise StoreError(f"{path} already holds a run named {run_id!r}.")
-        # build under a temporary name and rename when complete: a run either exists whole
-        # or not at all
-        tmp_name = f".incomplete_{run_id}"
-        if tmp_name in runs:
-            del runs[tmp_name]
-        g = runs.create_group(tmp_name)
-        g.attrs["config_json"] = json.dumps(summary["config"])
-        g.attrs["summary_json"] = json.dumps(summary, default=_json_default)
-        g.attrs["version"] = summary["version"]
-        g.attrs["seed"] = summary["seed"]
-        g.attrs["rule"] = summary["rule"]
-        g.attrs["hidden"] = summary["hidden"]
-        g.attrs["status"] = summary["status"]
-        if key is not None:
-            g.attrs["key"] = key
-        metrics = {k: summary[k] for k in ("epochs", "samples", "test_accuracy",
-                                           "train_seconds")}
-        _write_dict(g.require_group("metrics"), metrics)
-        _write_dict(g.require_group("energy"), summary["energy"])
-        if summary["hardware"]:
-            g.attrs["hardware_json"] = json.dumps(summary["hardware"], default=_json_default)
-        curves = g.require_group("curves")
-        for name, values in result.curves.items():
-            _dataset(curves, name, np.asarray(values))
-        counts = g.require_group("write_counts")
-        _dataset(counts, "input", result.write_counts[0])
-        _dataset(counts, "output", result.write_counts[1])
-        _dataset(g, "plastic_units", np.asarray(result.plastic_units, np.int64))
-        if store_weights:
-            w = g.require_group("weights")
-            _dataset(w, "w_in", result.network.w_in)
-            _dataset(w, "w_out", result.network.w_out)
-            w.attrs["activation"] = result.network.activation
-            w.attrs["leak"] = result.network.leak
-        runs.move(tmp_name, run_id)
-        f.flush()
-    return run_id
+    arrays = {f"curves/{name}": np.asarray(v) for name, v in result.curves.items()}
+    arrays["write_counts/input"] = np.asarray(result.write_counts[0])
+    arrays["write_counts/output"] = np.asarray(result.write_counts[1])
+    arrays["plastic_units"] = np.asarray(result.plastic_units, np.int64)
+    group_attrs = {}
+    if store_weights:
+        arrays["weights/w_in"] = result.network.w_in
+        arrays["weights/w_out"] = result.network.w_out
+        group_attrs["weights"] = {"activation": result.network.activation,
+                                  "leak": float(result.network.leak)}
+    return {"run_id": run_id or new_run_id(summary["config"], key), "key": key,
+            "summary": summary, "arrays": arrays, "group_attrs": group_attrs}
+
+
+def error_record(config_dict: dict, message: str, key=None, traceback_text="") -> dict:
+    """A run that failed: stored with status 'error' and the message, no arrays."""
+    summary = {"rule": config_dict["rule"]["name"],
+               "rule_params": {k: v for k, v in config_dict["rule"].items() if k != "name"},
+               "hidden": config_dict["hidden"], "seed": config_dict["seed"],
+               "status": STATUS_ERROR, "converged": False, "error": message,
+               "traceback": traceback_text, "energy": {}, "hardware": {},
+               "config": config_dict, "version": __version__}
+    return {"run_id": new_run_id(config_dict, key), "key": key, "summary": summary,
+            "arrays": {}, "group_attrs": {}}
 
 
 def _json_default(obj):
@@ -147,88 +76,167 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+def _dataset(group, name, array):
+    array = np.asarray(array)
+    kwargs = {}
+    if array.nbytes > COMPRESS_ABOVE_BYTES and array.ndim > 0:
+        kwargs = dict(compression="gzip", compression_opts=4, shuffle=True)
+    group.create_dataset(name, data=array, dtype=array.dtype, **kwargs)
+
+
+def _write_attrs(group, d):
+    """Numbers and nested dicts of numbers as attributes (readable by any HDF5 tool)."""
+    for key, value in d.items():
+        if isinstance(value, dict):
+            _write_attrs(group.require_group(key), value)
+        elif value is None:
+            group.attrs[key] = "none"
+        elif isinstance(value, (list, tuple)):
+            group.attrs[key] = json.dumps(value, default=_json_default)
+        else:
+            group.attrs[key] = value
+
+
+def _write_record(runs, record) -> None:
+    summary = record["summary"]
+    g = runs.create_group(record["run_id"])
+    g.attrs["config_json"] = json.dumps(summary["config"], default=_json_default)
+    g.attrs["summary_json"] = json.dumps(summary, default=_json_default)
+    for name in ("version", "seed", "rule", "hidden", "status"):
+        g.attrs[name] = summary[name]
+    if record.get("key"):
+        g.attrs["key"] = record["key"]
+    if summary["status"] == STATUS_ERROR:
+        g.attrs["error"] = summary.get("error", "")
+        return
+    _write_attrs(g.require_group("metrics"), {k: summary[k] for k in (
+        "epochs", "samples", "test_accuracy", "train_seconds")})
+    _write_attrs(g.require_group("energy"), summary["energy"])
+    if summary.get("hardware"):
+        g.attrs["hardware_json"] = json.dumps(summary["hardware"], default=_json_default)
+    for name, array in record["arrays"].items():
+        parent, _, leaf = name.rpartition("/")
+        _dataset(g.require_group(parent) if parent else g, leaf, array)
+    for name, attrs in record.get("group_attrs", {}).items():
+        g.require_group(name).attrs.update(attrs)
+
+
+class ResultsWriter:
+    """The one writer of a results file: holds its lock, recovers it on entry, journals each
+    added run at once and merges the journal into the file (see the module notes)."""
+
+    def __init__(self, path, min_merge_interval_s: float = 0.0):
+        self.path = Path(path)
+        self.min_merge_interval_s = min_merge_interval_s
+        self._lock = None
+        self._last_merge_end = 0.0
+        self._last_merge_cost = 0.0
+        self.n_added = 0
+
+    def __enter__(self):
+        from filelock import FileLock, Timeout
+        path = self.path
+        if not path.parent.exists():
+            raise StoreError(f"cannot write {path}: folder {path.parent} does not exist.")
+        if path.is_dir():
+            raise StoreError(f"cannot write {path}: it is a folder, not an HDF5 file.")
+        self._lock = FileLock(str(path) + ".lock")
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreError(f"{path} is being written by another process (lock {path}.lock);"
+                             " wait for it to finish or write to another file.") from None
+        try:
+            if path.exists():
+                self._check_readable()
+            recover(path)
+            self._last_merge_end = time.monotonic()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _check_readable(self):
+        try:
+            with h5py().File(self.path, "r") as f:
+                check_version(f, self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot add runs to {self.path}: {exc}. Is it an HDF5 results "
+                             "file?") from exc
+
+    def keys(self) -> set:
+        """Sweep keys of every run stored so far (file and journal)."""
+        return {s["key"] for s in read_runs(self.path) if s.get("key")}
+
+    def add(self, record, merge=None) -> str:
+        """Store one record (see :func:`record_from_result`); returns its run id."""
+        write_pending(self.path, record["run_id"], lambda runs: _write_record(runs, record))
+        self.n_added += 1
+        due = time.monotonic() - self._last_merge_end >= max(
+            self.min_merge_interval_s, MERGE_COST_FACTOR * self._last_merge_cost)
+        if merge or (merge is None and due):
+            self.merge()
+        return record["run_id"]
+
+    def set_attrs(self, attrs: dict) -> None:
+        """File-level attributes (e.g. the sweep specification), written at once."""
+        merge_pending(self.path, file_attrs=attrs)
+
+    def merge(self) -> None:
+        start = time.monotonic()
+        merge_pending(self.path)
+        self._last_merge_end = time.monotonic()
+        self._last_merge_cost = self._last_merge_end - start
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.merge()
+        except StoreError:
+            if exc_type is None:
+                raise
+        finally:
+            self._lock.release()
+        return False
+
+
+# ----------------------------------------------------------------------------- writing API
+
+def write_run(path, result, run_id=None, store_weights=True, key=None) -> str:
+    """Append one :class:`~neuroenergy.train.Result` (or a record from
+    :func:`record_from_result` / :func:`error_record`) to ``path``; returns its run id.
+
+    ``key`` is an optional identity string (e.g. a sweep point's hash) stored as an attribute
+    so resumable sweeps can tell which runs exist.
+    """
+    if isinstance(result, dict):
+        record = dict(result)
+        record["run_id"] = run_id or record["run_id"]
+        record["key"] = key or record.get("key")
+    else:
+        record = record_from_result(result, store_weights, key, run_id)
+    with ResultsWriter(path) as writer:
+        ids, keys = _existing_in(path)
+        if record["run_id"] in ids:
+            raise StoreError(f"{path} already holds a run named {record['run_id']!r}.")
+        if record["key"] and record["key"] in keys:
+            raise StoreError(f"{path} already holds a run with key {record['key']!r}.")
+        writer.add(record, merge=True)
+    return record["run_id"]
+
+
+def _existing_in(path) -> tuple:
+    if not Path(path).exists():
+        return set(), set()
+    with open_for_reading(path) as f:
+        return existing(f["runs"]) if "runs" in f else (set(), set())
+
+
 @contextmanager
-def open_for_reading(path):
-    h5py = _h5py()
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"results file {path} does not exist.")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc} (not an HDF5 file, or truncated).") from exc
-    try:
-        version = int(f.attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise StoreError(f"{path} was written by a newer neuroenergy (format {version} > "
-                             f"{FORMAT_VERSION}); upgrade neuroenergy to read it.")
+def open_for_writing(path):
+    """Hold the lock and yield an h5py file to modify; the changes replace ``path``
+    atomically when the block ends without an error (nothing changes otherwise)."""
+    with ResultsWriter(path) as writer, updating(writer.path) as f:
         yield f
-    finally:
-        f.close()
-
-
-def read_runs(path) -> list:
-    """Summaries of every complete run: the dict of ``Result.to_dict()`` plus ``run_id``.
-    Runs whose summary cannot be read are listed with status 'unreadable' and the reason."""
-    out = []
-    with open_for_reading(path) as f:
-        runs = f.get("runs")
-        if runs is None:
-            return out
-        for run_id in runs:
-            if run_id.startswith(".incomplete_"):
-                continue
-            g = runs[run_id]
-            try:
-                summary = json.loads(g.attrs["summary_json"])
-            except (KeyError, ValueError) as exc:
-                out.append({"run_id": run_id, "status": "unreadable",
-                            "error": f"missing or corrupt summary ({exc})"})
-                continue
-            summary["run_id"] = run_id
-            if "key" in g.attrs:
-                summary["key"] = str(g.attrs["key"])
-            out.append(summary)
-    return out
-
-
-def _pick_run(f, path, run_id):
-    runs = f.get("runs")
-    names = [] if runs is None else [n for n in runs if not n.startswith(".incomplete_")]
-    if not names:
-        raise StoreError(f"{path} holds no runs.")
-    if run_id is None:
-        if len(names) > 1:
-            raise StoreError(f"{path} holds {len(names)} runs; choose one with --run "
-                             f"(e.g. {names[0]}).")
-        run_id = names[0]
-    if run_id not in names:
-        raise StoreError(f"{path} has no run {run_id!r}; it holds {', '.join(names[:10])}.")
-    return runs[run_id], run_id
-
-
-def load_network(path, run_id=None):
-    """The final network of a stored run (``run_id`` may be omitted if the file holds one)."""
-    from .network import Network
-    with open_for_reading(path) as f:
-        g, run_id = _pick_run(f, path, run_id)
-        if "weights" not in g:
-            raise StoreError(f"run {run_id!r} in {path} was stored without weights.")
-        w = g["weights"]
-        return Network(w["w_in"][()], w["w_out"][()], str(w.attrs["activation"]),
-                       float(w.attrs["leak"]))
-
-
-def load_run(path, run_id=None) -> dict:
-    """Everything stored for one run: summary, curves, write counts (arrays)."""
-    with open_for_reading(path) as f:
-        g, run_id = _pick_run(f, path, run_id)
-        summary = json.loads(g.attrs["summary_json"])
-        summary["run_id"] = run_id
-        summary["curves"] = {k: g["curves"][k][()] for k in g["curves"]}
-        summary["write_counts"] = {k: g["write_counts"][k][()] for k in g["write_counts"]}
-        summary["plastic_units"] = g["plastic_units"][()]
-        return summary
 
 
 def write_extra(path, group: str, arrays: dict, attrs: dict) -> None:
@@ -242,3 +250,113 @@ def write_extra(path, group: str, arrays: dict, attrs: dict) -> None:
         for key, value in attrs.items():
             g.attrs[key] = value if not isinstance(value, (dict, list, tuple)) else \
                 json.dumps(value, default=_json_default)
+
+
+# ----------------------------------------------------------------------------- reading API
+
+@contextmanager
+def open_for_reading(path):
+    """The results file, read-only (the runs still in the journal are not in it)."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"results file {path} does not exist.")
+    try:
+        f = h5py().File(path, "r")
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc} (not an HDF5 file, or truncated).") from exc
+    try:
+        check_version(f, path, verb="read")
+        yield f
+    finally:
+        f.close()
+
+
+def _sources(path):
+    """The results file, then each journal file not yet merged (oldest first)."""
+    yield Path(path)
+    folder = journal_dir(path)
+    if folder.is_dir():
+        yield from sorted(folder.glob("*.h5"))
+
+
+def _summary_of(g, run_id) -> dict:
+    try:
+        summary = json.loads(g.attrs["summary_json"])
+    except (KeyError, ValueError) as exc:
+        return {"run_id": run_id, "status": "unreadable",
+                "error": f"missing or corrupt summary ({exc})"}
+    summary["run_id"] = run_id
+    if "key" in g.attrs:
+        summary["key"] = str(g.attrs["key"])
+    return summary
+
+
+def read_runs(path) -> list:
+    """Summaries of every stored run: the dict of ``Result.to_dict()`` plus ``run_id`` and
+    ``key`` (for error runs: status 'error' and ``error``), including finished runs still in
+    the journal. Runs whose summary cannot be read are listed with status 'unreadable'."""
+    out, seen = [], set()
+    for source in _sources(path):
+        try:
+            with open_for_reading(source) as f:
+                runs = f.get("runs")
+                for run_id in (runs if runs is not None else []):
+                    if run_id in seen or run_id.startswith(".incomplete_"):
+                        continue  # a journal file merged while we read
+                    seen.add(run_id)
+                    summary = _summary_of(runs[run_id], run_id)
+                    if source != Path(path):
+                        summary["pending"] = True
+                    out.append(summary)
+        except StoreError:
+            if source == Path(path):
+                raise
+    return out
+
+
+@contextmanager
+def _open_run(path, run_id):
+    """The group of one run (``run_id`` may be omitted if the file holds one)."""
+    names = [s["run_id"] for s in read_runs(path)]
+    if not names:
+        raise StoreError(f"{path} holds no runs.")
+    if run_id is None:
+        if len(names) > 1:
+            raise StoreError(f"{path} holds {len(names)} runs; choose one with --run "
+                             f"(e.g. {names[0]}).")
+        run_id = names[0]
+    if run_id not in names:
+        raise StoreError(f"{path} has no run {run_id!r}; it holds {', '.join(names[:10])}"
+                         f"{' ...' if len(names) > 10 else ''}.")
+    for source in _sources(path):
+        with open_for_reading(source) as f:
+            if run_id in f.get("runs", {}):
+                yield f["runs"][run_id], run_id
+                return
+    raise StoreError(f"run {run_id!r} of {path} was merged or removed while being read; "
+                     "try again.")
+
+
+def load_network(path, run_id=None):
+    """The final network of a stored run (``run_id`` may be omitted if the file holds one)."""
+    from .network import Network
+    with _open_run(path, run_id) as (g, run_id):
+        if "weights" not in g:
+            raise StoreError(f"run {run_id!r} in {path} was stored without weights.")
+        w = g["weights"]
+        return Network(w["w_in"][()], w["w_out"][()], str(w.attrs["activation"]),
+                       float(w.attrs["leak"]))
+
+
+def load_run(path, run_id=None, parts=("curves", "write_counts", "plastic_units")) -> dict:
+    """The summary of one run plus the stored arrays named in ``parts`` (groups become
+    dicts of arrays); error runs have no arrays."""
+    with _open_run(path, run_id) as (g, run_id):
+        summary = _summary_of(g, run_id)
+        for part in parts:
+            if part not in g:
+                continue
+            node = g[part]
+            summary[part] = ({k: node[k][()] for k in node}
+                             if hasattr(node, "keys") else node[()])
+        return summary

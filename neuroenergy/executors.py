@@ -1,0 +1,227 @@
+"""Executors of sweep runs: serial, local processes and Dask distributed.
+
+Each runs :func:`run_point` on its workers and yields the records (picklable dicts of a
+summary and arrays, see :func:`neuroenergy.store.record_from_result`) back to the one process
+that writes the results file. A run that raises becomes an 'error' record; a worker process
+that dies (killed, out of memory) has its runs retried, then stored as errors.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from collections import deque
+from contextlib import contextmanager
+
+from .errors import ConfigError, DependencyError
+
+#: parallelism comes from running many runs at once: one numba / BLAS thread per worker
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+MAX_ATTEMPTS = 2
+EXECUTORS = ("serial", "processes", "dask")
+
+_data_cache = {}
+
+
+def _dataset_for(config):
+    """The preprocessed data set, kept per worker process for the next runs."""
+    from .data import load_dataset
+    key = (config.dataset, config.zero_mean, config.noise_std, config.data_seed)
+    if key not in _data_cache:
+        _data_cache.clear()  # one data set in memory at a time
+        _data_cache[key] = load_dataset(*key)
+    return _data_cache[key]
+
+
+def run_point(task: dict) -> dict:
+    """Train one sweep point; never raises for a failing run (returns an 'error' record)."""
+    from .config import RunConfig
+    from .store import error_record, record_from_result
+    from .train import train
+    config_dict, key = task["config"], task["key"]
+    try:
+        config = RunConfig.from_dict(config_dict)
+        result = train(config, _dataset_for(config))
+        return record_from_result(result, task["store_weights"], key)
+    except Exception as exc:  # a failing run is a result, not the sweep's failure
+        return error_record(config_dict, f"{type(exc).__name__}: {exc}", key,
+                            traceback.format_exc())
+
+
+def _died_record(task, why):
+    from .store import error_record
+    return error_record(task["config"], why, task["key"])
+
+
+def _tasks(points, store_weights):
+    return [{"config": p.config, "key": p.key, "store_weights": store_weights} for p in points]
+
+
+@contextmanager
+def _environ(values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class SerialExecutor:
+    """Every run in this process, one after the other."""
+
+    remote = False
+
+    def describe(self):
+        return "serial"
+
+    def run(self, points, store_weights):
+        for task in _tasks(points, store_weights):
+            yield run_point(task)
+
+
+def _ignore_sigint():
+    # Ctrl-C reaches the whole process group: only the writer handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class ProcessExecutor:
+    """A pool of local worker processes (spawned, one numba and BLAS thread each)."""
+
+    remote = False
+
+    def __init__(self, workers=None):
+        self.workers = workers or os.cpu_count() or 1
+
+    def describe(self):
+        return f"{self.workers} processes"
+
+    def _pool(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with _environ(WORKER_ENV):  # spawned children inherit the environment
+            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(
+                "spawn"), initializer=_ignore_sigint)
+
+    def run(self, points, store_weights):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+        # largest networks first: the pool then finishes with short runs (smaller makespan)
+        queue = deque(sorted(_tasks(points, store_weights),
+                             key=lambda t: -t["config"]["hidden"]))
+        attempts = {}
+        pool = self._pool()
+        in_flight = {}
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < 2 * self.workers:
+                    task = queue.popleft()
+                    in_flight[pool.submit(run_point, task)] = task
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future not in in_flight:
+                        continue
+                    try:
+                        record = future.result()
+                    except BrokenProcessPool:
+                        # a worker died: every run in flight is lost; retry each, once
+                        lost = list(in_flight.values())
+                        in_flight.clear()
+                        _terminate(pool)
+                        for task in lost:
+                            attempts[task["key"]] = attempts.get(task["key"], 0) + 1
+                            if attempts[task["key"]] >= MAX_ATTEMPTS:
+                                yield _died_record(task, "a worker process died (killed or "
+                                                   f"out of memory) {MAX_ATTEMPTS} times while "
+                                                   "running this point")
+                            else:
+                                queue.appendleft(task)
+                        pool = self._pool()
+                        break
+                    del in_flight[future]
+                    yield record
+            pool.shutdown(wait=True)
+        finally:
+            _terminate(pool)
+
+
+def _terminate(pool):
+    """Stop a process pool now, running tasks included (shutdown alone waits for them)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Dask distributed: an existing cluster (``scheduler`` address) or a LocalCluster."""
+
+    def __init__(self, workers=None, scheduler=None):
+        try:
+            import distributed  # noqa: F401
+        except ImportError as exc:
+            raise DependencyError("the Dask executor needs dask[distributed]: pip install "
+                                  "'neuroenergy[dask]'.") from exc
+        self.scheduler = scheduler
+        self.workers = workers or os.cpu_count() or 1
+        self.remote = scheduler is not None
+
+    def describe(self):
+        return f"dask {self.scheduler}" if self.scheduler else f"dask local {self.workers}"
+
+    @contextmanager
+    def _client(self):
+        from distributed import Client, LocalCluster
+        if self.scheduler:
+            try:
+                client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"cannot reach the Dask scheduler at {self.scheduler!r}: "
+                                  f"{exc}. Start one with `dask scheduler` or use "
+                                  "--dask-local N.") from exc
+            with client:
+                yield client
+            return
+        with LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None, env=dict(WORKER_ENV)) as cluster, \
+                Client(cluster) as client:
+            yield client
+
+    def run(self, points, store_weights):
+        from distributed import as_completed
+        tasks = sorted(_tasks(points, store_weights), key=lambda t: -t["config"]["hidden"])
+        with self._client() as client:
+            futures = {client.submit(run_point, t, key=f"neuroenergy-run-{t['key']}",
+                                     pure=False): t for t in tasks}
+            try:
+                for future in as_completed(list(futures)):
+                    task = futures[future]
+                    try:
+                        record = future.result()
+                    except Exception as exc:  # KilledWorker after repeated worker deaths
+                        record = _died_record(task, f"the Dask worker running this point "
+                                              f"failed: {type(exc).__name__}: {exc}")
+                    future.release()
+                    yield record
+            finally:
+                client.cancel(list(futures))
+
+
+def make_executor(name, workers=None, scheduler=None):
+    if workers is not None and workers < 1:
+        raise ConfigError(f"The '--workers' option must be an int >= 1. Got {workers} instead.")
+    if scheduler is not None and name != "dask":
+        name = "dask"
+    if name == "serial":
+        return SerialExecutor()
+    elif name == "processes":
+        return ProcessExecutor(workers)
+    elif name == "dask":
+        return DaskExecutor(workers, scheduler)
+    raise ConfigError(f"The '--executor' option must be one of {', '.join(EXECUTORS)}. Got "
+                      f"{name!r} instead.")
