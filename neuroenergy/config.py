@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from typing import Optional, Union
 
 from ._validate import check_choice, check_number
 from .errors import ConfigError
@@ -11,6 +11,7 @@ from .network import ACTIVATIONS, LOSSES
 from .rules import RULES, Backprop, Rule, make_rule
 
 HARDWARE_MODES = ("accounting", "in-the-loop")
+STOP_ON = ("test", "validation")
 OWNER = "RunConfig"
 
 
@@ -21,7 +22,8 @@ class RunConfig:
     Attributes
     ----------
     rule : the plasticity rule object (``neuroenergy.rules``)
-    hidden : number of hidden units, the clamped bias unit included
+    hidden : number of hidden units, the clamped bias unit included; a tuple of them for
+        several hidden layers (each with its own bias unit 0), e.g. (300, 100)
     seed : seeds initialisation, path choice, sampling and kernel randomness
     lr, lr_out : learning rate of the input layer, and of the output layer (default: lr)
     init_std : std of the Gaussian initial weights in both layers
@@ -29,7 +31,11 @@ class RunConfig:
     loss : 'mse' (linear output, squared error) or 'softmax_ce'
     dataset : 'mnist', 'fashion-mnist', or a folder of IDX files
     target_accuracy : stop at the first evaluation at or above this test accuracy
-    max_epochs : give up after this many epochs (1 epoch = n_train samples drawn)
+    max_epochs : give up after this many epochs (1 epoch = n_train samples drawn; with
+        stop_on='validation', the training part only)
+    stop_on : 'test' (the study: stop at the first test evaluation >= target) or 'validation'
+        (stop on a split carved from the training set; the test set is only reported)
+    validation_size : images held out of training when stop_on='validation'
     eval_every : evaluate the full test set every this many samples
     alpha : also meter sum |dw|^alpha for this exponent (M0 and M1 are always metered)
     noise_std, zero_mean, data_seed : input preprocessing (tie-breaking noise, centring)
@@ -38,7 +44,7 @@ class RunConfig:
     """
 
     rule: Rule = field(default_factory=Backprop)
-    hidden: int = 100
+    hidden: Union[int, tuple] = 100
     seed: int = 0
     lr: float = 0.01
     lr_out: Optional[float] = None
@@ -50,6 +56,8 @@ class RunConfig:
     target_accuracy: float = 0.95
     max_epochs: float = 5.0
     eval_every: int = 2000
+    stop_on: str = "test"
+    validation_size: int = 10_000
     alpha: Optional[float] = None
     noise_std: float = 0.001
     zero_mean: bool = True
@@ -62,7 +70,7 @@ class RunConfig:
             raise ConfigError(f"The 'rule' parameter of {OWNER} must be a Rule object (one of "
                               f"{', '.join(RULES)}). Got {self.rule!r} instead.")
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        set_("hidden", check_number(self.hidden, "hidden", OWNER, 2, 1_000_000, integer=True))
+        set_("hidden", _check_hidden(self.hidden))
         set_("seed", check_number(self.seed, "seed", OWNER, 0, 2**63 - 1, integer=True))
         set_("lr", check_number(self.lr, "lr", OWNER, 0.0, 10.0, lo_open=True))
         if self.lr_out is not None:
@@ -81,6 +89,9 @@ class RunConfig:
                                         lo_open=True))
         set_("eval_every", check_number(self.eval_every, "eval_every", OWNER, 1, 10_000_000,
                                         integer=True))
+        check_choice(self.stop_on, "stop_on", OWNER, STOP_ON)
+        set_("validation_size", check_number(self.validation_size, "validation_size", OWNER,
+                                             1, 10_000_000, integer=True))
         if self.alpha is not None:
             set_("alpha", check_number(self.alpha, "alpha", OWNER, 0.0, 2.0))
         set_("noise_std", check_number(self.noise_std, "noise_std", OWNER, 0.0, 1.0))
@@ -100,7 +111,13 @@ class RunConfig:
         if self.hardware:
             from .hardware import check_presets
             check_presets(self.hardware)
-        self.rule.validate(self.hidden)
+        for size in self.hidden_layers:
+            self.rule.validate(size)
+
+    @property
+    def hidden_layers(self) -> tuple:
+        """Units per hidden layer, as a tuple (one entry for the study's network)."""
+        return self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
 
     @property
     def lr_output(self) -> float:
@@ -110,6 +127,8 @@ class RunConfig:
         """A JSON-able dict: the rule as {'name': ..., **params}."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rule"}
         d["hardware"] = list(self.hardware)
+        if isinstance(self.hidden, tuple):
+            d["hidden"] = list(self.hidden)
         d["rule"] = {"name": self.rule.name, **self.rule.params()}
         return d
 
@@ -136,3 +155,15 @@ class RunConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(changes)
         return type(self)(**d)
+
+def _check_hidden(hidden):
+    """An int >= 2, or a non-empty tuple (or list) of them; a 1-tuple becomes its int."""
+    msg = ("The 'hidden' parameter of RunConfig must be an int in the range [2, 1e+06] or a "
+           f"non-empty tuple of them (one per hidden layer). Got {hidden!r} instead.")
+    if isinstance(hidden, (list, tuple)):
+        if not hidden:
+            raise ConfigError(msg)
+        sizes = tuple(check_number(h, "hidden", OWNER, 2, 1_000_000, integer=True)
+                      for h in hidden)
+        return sizes[0] if len(sizes) == 1 else sizes
+    return check_number(hidden, "hidden", OWNER, 2, 1_000_000, integer=True)

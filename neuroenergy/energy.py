@@ -74,3 +74,95 @@ class EnergyMeter:
 
 def _ratio(a, b):
     return float(a / b) if b > 0 else float("nan")
+
+
+def layer_names(n_layers: int) -> tuple:
+    """Weight-layer names: ('input', 'output') for one hidden layer; deeper networks name the
+    matrices between hidden layers 'hidden1', 'hidden2', ... (hidden layer l -> l + 1)."""
+    if n_layers == 2:
+        return LAYERS
+    return ("input",) + tuple(f"hidden{l}" for l in range(1, n_layers - 1)) + ("output",)
+
+
+class LayeredEnergyMeter:
+    """The general kernel's meter: any number of layers, flat per-synapse write counts, and
+    the costs of update buffers (accumulate-and-write, synaptic caching).
+
+    With a buffer, M0 / M1 count the consolidations (buffer -> weight); ``buffer_sums`` holds
+    the maintenance (c sum |s| per sample) and transient-change (b sum |ds|) costs, which
+    :meth:`summary` adds to M1, as does the final consolidation of the transient that is still
+    part of the weights at the end (synaptic caching: ``remainder_counts``).
+    """
+
+    def __init__(self, weights_start, alpha=None):
+        from .general_codes import N_BUF_F
+        n = len(weights_start)
+        self.names = layer_names(n)
+        self.alpha = alpha
+        self.writes = np.zeros(n, np.int64)
+        self.sums = np.zeros((n, N_METER_F), np.float64)
+        self.buffer_sums = np.zeros((n, N_BUF_F), np.float64)
+        self.w_start = tuple(np.array(w, np.float32, copy=True) for w in weights_start)
+        self.counts = np.zeros(sum(w.size for w in weights_start), np.int32)
+
+    def count_maps(self):
+        """Per-layer write-count maps (rows, cols), int32 views of the flat counts."""
+        out, start = [], 0
+        for w in self.w_start:
+            out.append(self.counts[start:start + w.size].reshape(w.shape))
+            start += w.size
+        return tuple(out)
+
+    def _m1(self, li):
+        from .general_codes import BF_CHANGE, BF_MAINTENANCE
+        return float(self.sums[li, MF_M1] + self.buffer_sums[li, BF_MAINTENANCE]
+                     + self.buffer_sums[li, BF_CHANGE])
+
+    def snapshot(self) -> dict:
+        """Running totals (for the curves): M0 and M1 (buffer costs included) per layer."""
+        out = {f"M0_{name}": int(self.writes[li]) for li, name in enumerate(self.names)}
+        out.update({f"M1_{name}": self._m1(li) for li, name in enumerate(self.names)})
+        return out
+
+    def summary(self, weights_end, remainders=None, charge_remainder=True) -> dict:
+        """As :meth:`EnergyMeter.summary`, per layer and total. ``remainders`` (per layer) is
+        what the buffers still hold at the end: with ``charge_remainder`` (synaptic caching,
+        where it is part of the weights and must be consolidated to last) it adds to M0 / M1;
+        otherwise it is only reported. Buffer terms are listed separately when present."""
+        from .general_codes import BF_CHANGE, BF_MAINTENANCE
+        buffered = remainders is not None or bool(np.any(self.buffer_sums))
+        keys = ["M0", "M1", "M0_min", "M1_min", "M1_potentiation"]
+        if buffered:
+            keys += ["M1_consolidation", "M1_maintenance", "M1_transient_change",
+                     "M1_remainder"]
+        out = {key: {} for key in keys}
+        if self.alpha is not None:
+            out["M_alpha"] = {}
+            out["alpha"] = self.alpha
+        for li, layer in enumerate(self.names):
+            end = np.asarray(weights_end[li], np.float64)
+            diff = np.abs(end - self.w_start[li].astype(np.float64))
+            rest = np.zeros(0) if remainders is None else \
+                np.asarray(remainders[li], np.float64).ravel()
+            rest = rest[rest != 0.0]
+            reported = float(np.abs(rest).sum())
+            if not charge_remainder:
+                rest = rest[:0]
+            out["M0"][layer] = int(self.writes[li]) + int(rest.size)
+            out["M1"][layer] = self._m1(li) + float(np.abs(rest).sum())
+            out["M0_min"][layer] = int(np.count_nonzero(diff))
+            out["M1_min"][layer] = float(diff.sum())
+            out["M1_potentiation"][layer] = float(self.sums[li, MF_M1_POT] + rest[rest > 0].sum())
+            if buffered:
+                out["M1_consolidation"][layer] = float(self.sums[li, MF_M1])
+                out["M1_maintenance"][layer] = float(self.buffer_sums[li, BF_MAINTENANCE])
+                out["M1_transient_change"][layer] = float(self.buffer_sums[li, BF_CHANGE])
+                out["M1_remainder"][layer] = reported
+            if self.alpha is not None:
+                out["M_alpha"][layer] = float(self.sums[li, MF_MALPHA]
+                                              + (np.abs(rest) ** self.alpha).sum())
+        for key in [k for k in out if isinstance(out[k], dict)]:
+            out[key]["total"] = sum(out[key][layer] for layer in self.names)
+        out["inefficiency_M1"] = _ratio(out["M1"]["total"], out["M1_min"]["total"])
+        out["inefficiency_M0"] = _ratio(out["M0"]["total"], out["M0_min"]["total"])
+        return out

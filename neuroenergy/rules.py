@@ -180,3 +180,8 @@ def make_rule(name: str, **params) -> Rule:
     if cls in (Path, Combined) and "k_fraction" in given and "k" not in given:
         given["k"] = None
     return cls(**given)
+
+
+# the rules beyond the study (accumulate-and-write, caching, lazy, controls...) register
+# themselves in RULES on import
+from . import rules_extended  # noqa: E402,F401

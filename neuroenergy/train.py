@@ -17,6 +17,7 @@ from .kernels import STATUS_DIVERGED
 from .network import ACTIVATIONS, BIAS_UNIT, LOSSES, Network, activate
 from .rules import writes_per_sample
 from .sgd_kernel import train_chunk
+from .splits import draw_samples, split_rows
 
 STATUS_CONVERGED = "converged"
 STATUS_NOT_CONVERGED = "not_converged"
@@ -43,6 +44,7 @@ class Result:
     hardware: dict = field(default_factory=dict)
     diverged_at_sample: Optional[int] = None
     version: str = __version__
+    validation_accuracy: Optional[float] = None
 
     @property
     def converged(self) -> bool:
@@ -57,6 +59,7 @@ class Result:
             "epochs": self.epochs, "samples": self.samples,
             "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
             "diverged_at_sample": self.diverged_at_sample,
+            "stop_on": cfg.stop_on, "validation_accuracy": self.validation_accuracy,
             "energy": self.energy, "hardware": self.hardware, "config": cfg.to_dict(),
             "version": self.version,
         }
@@ -86,14 +89,18 @@ class _PlasticPart:
 
     def test_accuracy(self, net: Network, data: Dataset) -> float:
         """Batched evaluation of the whole test set, frozen part from the precomputed term."""
-        h = activate(data.x_test @ self.w1, net.activation, net.leak)
+        return self.accuracy(net, data.x_test, data.y_test, self.offset_test)
+
+    def accuracy(self, net: Network, x, y, offset) -> float:
+        """Accuracy on ``x`` whose frozen-unit output term is ``offset`` (rows of x)."""
+        h = activate(x @ self.w1, net.activation, net.leak)
         h[:, self.clamped] = 1.0
         z = h @ self.w2
         if not self.all_plastic:
-            z += self.offset_test
+            z += offset
         if not np.all(np.isfinite(z)):
             return float("nan")
-        return float(np.mean(np.argmax(z, axis=1) == data.y_test))
+        return float(np.mean(np.argmax(z, axis=1) == y))
 
 
 def _frozen_output(net: Network, frozen: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -118,8 +125,12 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     """Train one network with ``config``; returns a :class:`Result`.
 
     ``data`` defaults to ``load_dataset(config.dataset, ...)``. ``progress`` is called after
-    every evaluation with a dict (samples, accuracy, M0, M1...).
+    every evaluation with a dict (samples, accuracy, M0, M1...). Rules beyond the study's four
+    and deeper networks run on the general kernel (``general_train``).
     """
+    from .general_train import train_general, uses_general_kernel
+    if uses_general_kernel(config):
+        return train_general(config, data, progress)
     if data is None:
         data = load_dataset(config.dataset, config.zero_mean, config.noise_std, config.data_seed)
     init_rng, path_rng, sample_rng, kernel_rng = _streams(config.seed)
@@ -149,9 +160,14 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
 
     run_chunk(np.zeros(0, np.int64), 0)  # compile (or load from cache) outside the timing
 
-    max_samples = int(math.ceil(config.max_epochs * n_train))
+    fit_rows, val_rows = split_rows(config, n_train)
+    max_samples = int(math.ceil(config.max_epochs * len(fit_rows)))
     curves = {k: [] for k in ("samples", "accuracy", "M0_input", "M0_output",
                               "M1_input", "M1_output", "seconds")}
+    val_accuracy = None
+    if val_rows is not None:
+        curves["validation_accuracy"] = []
+        offset_val = part.offset_train[val_rows] if not part.all_plastic else part.offset_train
     samples = 0
     accuracy = float("nan")
     status = STATUS_NOT_CONVERGED
@@ -159,7 +175,7 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     t0 = time.perf_counter()
     while samples < max_samples:
         n = min(config.eval_every, max_samples - samples)
-        sample_idx = sample_rng.integers(0, n_train, size=n, dtype=np.int64)
+        sample_idx = draw_samples(sample_rng, fit_rows, n_train, n)
         done, code = run_chunk(sample_idx, int(kernel_rng.integers(0, 2**62)))
         samples += int(done)
         if code == STATUS_DIVERGED or not (np.all(np.isfinite(part.w1))
@@ -168,6 +184,12 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
             accuracy = float("nan")
             break
         accuracy = part.test_accuracy(net, data)
+        criterion = accuracy
+        if val_rows is not None:  # stop on the validation split; the test set is only reported
+            val_accuracy = part.accuracy(net, data.x_train[val_rows], data.y_train[val_rows],
+                                         offset_val)
+            curves["validation_accuracy"].append(val_accuracy)
+            criterion = val_accuracy
         snap = meter.snapshot()
         for key, value in snap.items():
             curves[key].append(value)
@@ -177,7 +199,7 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
         if progress is not None:
             progress({"samples": samples, "max_samples": max_samples, "accuracy": accuracy,
                       **snap})
-        if accuracy >= config.target_accuracy:
+        if criterion >= config.target_accuracy:
             status = STATUS_CONVERGED
             break
     train_seconds = time.perf_counter() - t0
@@ -185,6 +207,6 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     energy = meter.summary(net.w_in, net.w_out)
     counts = meter.full_counts()
     hardware = hw.report(counts, [net.w_in.shape, net.w_out.shape], samples)
-    return Result(config, status, samples, samples / n_train, accuracy, train_seconds,
+    return Result(config, status, samples, samples / len(fit_rows), accuracy, train_seconds,
                   energy, {k: np.asarray(v) for k, v in curves.items()}, net, counts, units,
-                  hardware, diverged_at)
+                  hardware, diverged_at, validation_accuracy=val_accuracy)
