@@ -35,7 +35,17 @@ def new_run_id(config_dict: dict, key=None) -> str:
     """A readable group name: rule, size, seed and the sweep key (or a random suffix)."""
     rule = config_dict["rule"]["name"]
     suffix = key[:10] if key else uuid.uuid4().hex[:8]
-    return f"{rule}_h{config_dict['hidden']}_s{config_dict['seed']}_{suffix}"
+    hidden = config_dict["hidden"]
+    if isinstance(hidden, (list, tuple)):  # several hidden layers: h300x100
+        hidden = "x".join(str(h) for h in hidden)
+    return f"{rule}_h{hidden}_s{config_dict['seed']}_{suffix}"
+
+
+def _weight_names(n_layers: int) -> list:
+    """'w_in', ('w_hidden1', ...), 'w_out': the stored names of the weight matrices."""
+    from .energy import layer_names
+    return ["w_in" if n == "input" else "w_out" if n == "output" else f"w_{n}"
+            for n in layer_names(n_layers)]
 
 
 def record_from_result(result, store_weights=True, key=None, run_id=None) -> dict:
@@ -43,13 +53,16 @@ def record_from_result(result, store_weights=True, key=None, run_id=None) -> dic
     the JSON summary and named arrays (what sweep workers send back to the writer)."""
     summary = result.to_dict()
     arrays = {f"curves/{name}": np.asarray(v) for name, v in result.curves.items()}
-    arrays["write_counts/input"] = np.asarray(result.write_counts[0])
-    arrays["write_counts/output"] = np.asarray(result.write_counts[1])
+    from .energy import layer_names
+    for name, counts in zip(layer_names(len(result.write_counts)), result.write_counts):
+        arrays[f"write_counts/{name}"] = np.asarray(counts)
     arrays["plastic_units"] = np.asarray(result.plastic_units, np.int64)
     group_attrs = {}
     if store_weights:
-        arrays["weights/w_in"] = result.network.w_in
-        arrays["weights/w_out"] = result.network.w_out
+        weights = getattr(result.network, "weights",
+                          [result.network.w_in, result.network.w_out])
+        for name, w in zip(_weight_names(len(weights)), weights):
+            arrays[f"weights/{name}"] = w
         group_attrs["weights"] = {"activation": result.network.activation,
                                   "leak": float(result.network.leak)}
     return {"run_id": run_id or new_run_id(summary["config"], key), "key": key,
@@ -344,6 +357,11 @@ def load_network(path, run_id=None):
         if "weights" not in g:
             raise StoreError(f"run {run_id!r} in {path} was stored without weights.")
         w = g["weights"]
+        if "w_hidden1" in w:  # several hidden layers
+            from .general_train import LayeredNetwork
+            n_layers = len([k for k in w if k.startswith("w_")])
+            return LayeredNetwork([w[n][()] for n in _weight_names(n_layers)],
+                                  str(w.attrs["activation"]), float(w.attrs["leak"]))
         return Network(w["w_in"][()], w["w_out"][()], str(w.attrs["activation"]),
                        float(w.attrs["leak"]))
 
