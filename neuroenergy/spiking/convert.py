@@ -37,8 +37,8 @@ import numpy as np
 
 from .._validate import check_choice, check_number
 from ..errors import ConfigError
-from ..network import BIAS_UNIT, Network, activate
-from ._backend import DEFAULT_TARGET, Session, brian, check_target
+from ..network import BIAS_UNIT, Network
+from ._backend import DEFAULT_TARGET, Session, check_target
 
 INPUT_CODINGS = ("current", "poisson")
 LEAK_MODES = ("paired", "drop")

@@ -308,7 +308,7 @@ def train_spiking(config: LearnConfig, raw=None, progress=None) -> SpikingTrainR
         if cfg.eval_images:
             initial_spiking = _spiking_accuracy(session, net, w_in, w_out, test_rates,
                                                 raw.test_labels, cfg)
-        done, block_end = 0, 0
+        done, block_start, block_end = 0, 0, 0
         last_read = None
         while done < cfg.samples:
             n = min(chunk, cfg.samples - done)
@@ -324,7 +324,7 @@ def train_spiking(config: LearnConfig, raw=None, progress=None) -> SpikingTrainR
                 last_read = None  # every standalone run starts its meters at zero
             else:
                 if done >= block_end:
-                    block_end = min(cfg.samples, done + block_size)
+                    block_start, block_end = done, min(cfg.samples, done + block_size)
                     rates_b, targets_b = batch(sample_idx[done:block_end])
                     net = LearningNet(session, rates_b, targets_b, w_in, w_out, plastic_in,
                                       plastic_out, cfg, record_weights=pricer.active)
@@ -342,15 +342,20 @@ def train_spiking(config: LearnConfig, raw=None, progress=None) -> SpikingTrainR
             if pricer.active:
                 pricer.tally(net, n)
             counts, v = net.readout()
-            online = _online_accuracy(counts[-n:], v[-n:], raw.train_labels[idx])
+            # record k is presentation k of the network's run(s); a runtime chunk's last
+            # presentation is read out at the start of the next chunk
+            lo = 0 if standalone else done - block_start
+            hi = min(lo + n, len(counts))
+            online = _online_accuracy(counts[lo:hi], v[lo:hi],
+                                      raw.train_labels[idx[:max(hi - lo, 0)]])
             done += n
             theta = _update_thresholds(theta, delta, n, n_plastic, fractions)
             if not standalone:
                 net.s_in.theta, net.s_out.theta = theta
             acc = _rate_accuracy(w_in, w_out, test_rates, raw.test_labels)
             point = {"samples": done, "accuracy": acc, "online_accuracy": online,
-                     "M0_input": totals[0, 0], "M0_output": totals[1, 0],
-                     "M1_input": totals[0, 1], "M1_output": totals[1, 1],
+                     "M0_input": int(totals[0, 0]), "M0_output": int(totals[1, 0]),
+                     "M1_input": float(totals[0, 1]), "M1_output": float(totals[1, 1]),
                      "seconds": sim_seconds, "theta_input": theta[0],
                      "theta_output": theta[1]}
             for key, value in point.items():
@@ -401,9 +406,10 @@ def _predict(counts, v) -> np.ndarray:
 
 
 def _online_accuracy(counts, v, labels) -> float:
+    """Accuracy of the training presentations themselves (before their own update)."""
     if len(counts) == 0:
         return float("nan")
-    return float(np.mean(_predict(counts, v) == labels[:len(counts)]))
+    return float(np.mean(_predict(counts, v) == labels))
 
 
 def _spiking_accuracy(session, net, w_in, w_out, test_rates, labels, cfg) -> float:
@@ -460,7 +466,7 @@ def _update_thresholds(theta, delta, n, n_plastic, fractions):
         made = delta["m0"][layer].sum() / (n * n_plastic[layer])
         factor = THETA_STEP_LIMIT if made > p * THETA_STEP_LIMIT else \
             max(made / p, 1.0 / THETA_STEP_LIMIT)
-        new[layer] = theta[layer] * factor if theta[layer] > 0 else 1e-6
+        new[layer] = float(theta[layer] * factor) if theta[layer] > 0 else 1e-6
     return new
 
 
