@@ -11,7 +11,7 @@ import os
 import signal
 import traceback
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from .errors import ConfigError, DependencyError
 
@@ -20,6 +20,8 @@ WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_TH
               "MKL_NUM_THREADS": "1"}
 MAX_ATTEMPTS = 2
 EXECUTORS = ("serial", "processes", "dask")
+#: test hook: ``NEUROENERGY_EXECUTOR_FAULT=die:<key>`` kills the worker that runs that point
+FAULT_ENV = "NEUROENERGY_EXECUTOR_FAULT"
 
 _data_cache = {}
 
@@ -34,15 +36,28 @@ def _dataset_for(config):
     return _data_cache[key]
 
 
+def _one_blas_thread():
+    """BLAS results depend (in the last bits) on its thread count: every executor trains
+    with one thread so that serial, process and Dask sweeps store identical results."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def run_point(task: dict) -> dict:
     """Train one sweep point; never raises for a failing run (returns an 'error' record)."""
     from .config import RunConfig
     from .store import error_record, record_from_result
     from .train import train
     config_dict, key = task["config"], task["key"]
+    if os.environ.get(FAULT_ENV) == f"die:{key}":
+        os._exit(70)
     try:
         config = RunConfig.from_dict(config_dict)
-        result = train(config, _dataset_for(config))
+        with _one_blas_thread():
+            result = train(config, _dataset_for(config))
         return record_from_result(result, task["store_weights"], key)
     except Exception as exc:  # a failing run is a result, not the sweep's failure
         return error_record(config_dict, f"{type(exc).__name__}: {exc}", key,
@@ -114,37 +129,45 @@ class ProcessExecutor:
         # largest networks first: the pool then finishes with short runs (smaller makespan)
         queue = deque(sorted(_tasks(points, store_weights),
                              key=lambda t: -t["config"]["hidden"]))
-        attempts = {}
-        pool = self._pool()
+        suspects = deque()  # runs lost with a dying worker: retried one at a time
+        deaths = {}
         in_flight = {}
+        pool = self._pool()
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < 2 * self.workers:
-                    task = queue.popleft()
-                    in_flight[pool.submit(run_point, task)] = task
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future not in in_flight:
-                        continue
+            while queue or suspects or in_flight:
+                source, limit = (suspects, 1) if suspects else (queue, 2 * self.workers)
+                broken = False
+                while source and len(in_flight) < limit and not broken:
+                    task = source.popleft()
                     try:
-                        record = future.result()
+                        in_flight[pool.submit(run_point, task)] = task
                     except BrokenProcessPool:
-                        # a worker died: every run in flight is lost; retry each, once
-                        lost = list(in_flight.values())
-                        in_flight.clear()
-                        _terminate(pool)
-                        for task in lost:
-                            attempts[task["key"]] = attempts.get(task["key"], 0) + 1
-                            if attempts[task["key"]] >= MAX_ATTEMPTS:
-                                yield _died_record(task, "a worker process died (killed or "
-                                                   f"out of memory) {MAX_ATTEMPTS} times while "
-                                                   "running this point")
-                            else:
-                                queue.appendleft(task)
-                        pool = self._pool()
-                        break
-                    del in_flight[future]
-                    yield record
+                        source.appendleft(task)
+                        broken = True
+                if not broken:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        try:
+                            record = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            break
+                        del in_flight[future]
+                        yield record
+                if broken:
+                    _terminate(pool)
+                    lost = list(in_flight.values())
+                    in_flight.clear()
+                    if len(lost) == 1:  # it died alone: it is the cause
+                        task = lost[0]
+                        deaths[task["key"]] = deaths.get(task["key"], 0) + 1
+                        if deaths[task["key"]] >= MAX_ATTEMPTS:
+                            yield _died_record(task, "a worker process died (killed or out "
+                                               f"of memory) {MAX_ATTEMPTS} times while "
+                                               "running this point alone")
+                            lost = []
+                    suspects.extend(lost)
+                    pool = self._pool()
             pool.shutdown(wait=True)
         finally:
             _terminate(pool)
@@ -152,7 +175,7 @@ class ProcessExecutor:
 
 def _terminate(pool):
     """Stop a process pool now, running tasks included (shutdown alone waits for them)."""
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         if process.is_alive():
             process.terminate()
     pool.shutdown(wait=False, cancel_futures=True)

@@ -34,6 +34,7 @@ FAULT_ENV = "NEUROENERGY_STORE_FAULT"
 FAULT_POINTS = ("pending_written", "merged_before_replace", "before_replace",
                 "replaced_before_cleanup")
 _SPACE_ERRNOS = (27, 28, 122)  # EFBIG, ENOSPC, EDQUOT
+SPACE_MARGIN_BYTES = 1 << 20
 
 
 def h5py():
@@ -83,13 +84,24 @@ def _reason(exc) -> str:
     return text
 
 
+def _check_space(path: Path, extra_bytes: int) -> None:
+    """Refuse before writing if the copy cannot fit: HDF5 copes badly with a full disk."""
+    size = path.stat().st_size if path.exists() else 0
+    need = size + extra_bytes + SPACE_MARGIN_BYTES
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise OSError(28, f"No space left: {free} bytes free, about {need} needed")
+
+
 @contextmanager
-def updating(path: Path):
+def updating(path: Path, extra_bytes: int = 0):
     """Yield a writable h5py copy of ``path``; rename it over ``path`` when the block ends
-    without an error. On any error ``path`` is untouched."""
+    without an error. On any error ``path`` is untouched. ``extra_bytes``: about how much
+    the block adds (checked against the free space first)."""
     path = Path(path)
     tmp = path.with_name(path.name + MERGE_SUFFIX)
     try:
+        _check_space(path, extra_bytes)
         if path.exists():
             shutil.copyfile(path, tmp)
         f = h5py().File(tmp, "a" if path.exists() else "w", libver=LIBVER)
@@ -103,7 +115,7 @@ def updating(path: Path):
         fault("before_replace")
         os.replace(tmp, path)
         _fsync(path.parent)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # h5py reports some write failures as RuntimeError
         tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {_reason(exc)}. The file is unchanged and "
                          "readable; finished runs not yet in it wait in "
@@ -114,16 +126,25 @@ def updating(path: Path):
 
 
 def write_pending(path, run_id: str, write) -> Path:
-    """Write one run to the journal with ``write(runs_group)`` (whole file, atomic rename)."""
+    """Write one run to the journal with ``write(runs_group)`` (whole file, atomic rename).
+
+    The HDF5 file is built in memory and written with plain file I/O, so a full disk is an
+    ordinary OSError and never leaves HDF5 in a half-written state."""
     folder = journal_dir(path)
-    folder.mkdir(exist_ok=True)
     final = folder / f"{run_id}.h5"
     tmp = folder / f"{run_id}.h5.tmp"
+    with h5py().File(f"{run_id}.h5", "w", driver="core", backing_store=False,
+                     libver=LIBVER) as f:
+        init_root(f)
+        write(f["runs"])
+        f.flush()
+        image = f.id.get_file_image()
     try:
-        with h5py().File(tmp, "w", libver=LIBVER) as f:
-            init_root(f)
-            write(f["runs"])
-        _fsync(tmp)
+        folder.mkdir(exist_ok=True)
+        with open(tmp, "wb") as out:
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
         fault("pending_written")
         os.replace(tmp, final)
     except OSError as exc:
@@ -158,7 +179,7 @@ def merge_pending(path, file_attrs=None) -> int:
     if not pending and path.exists() and not file_attrs:
         return 0
     added = 0
-    with updating(path) as f:
+    with updating(path, sum(p.stat().st_size for p in pending)) as f:
         f.attrs.update(file_attrs or {})
         ids, keys = existing(f["runs"])
         for file in list(pending):

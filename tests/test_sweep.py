@@ -1,0 +1,259 @@
+"""Sweeps: validation before any run, stable keys, identical results from every executor,
+kill-and-resume, interrupts, failing runs and dying workers."""
+import json
+import os
+import signal
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from neuroenergy import cli
+from neuroenergy.errors import ConfigError, StoreError
+from neuroenergy.executors import FAULT_ENV
+from neuroenergy.store import load_run, read_runs
+from neuroenergy.sweep import load_sweep, parse_sweep, point_key, run_sweep
+from sweep_support import deterministic, make_tiny_mnist, neuroenergy, tiny_sweep, wait_for_runs
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny-mnist"))
+
+
+def write_sweep(tmp_path, text, name="sweep.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ----------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("text, expected", [
+    ("hiden = [20]\n", "unknown field 'hiden'. Did you mean 'hidden'?"),
+    ("hidden = ['a']\n", "The 'hidden' parameter of RunConfig must be an int"),
+    ("hidden = 20\nlr = 'fast'\n", "The 'lr' parameter of RunConfig must be a float"),
+    ("hidden = []\n", "'hidden' is an empty list, so the grid is empty"),
+    ("", "is empty"),
+    ("hidden = 20\nrule = []\n", "the rule list is empty"),
+    ("hidden = 20\nrule = 'hebb'\n", "has name 'hebb'; the rules are backprop"),
+    ("hidden = 20\n[[rule]]\nname = 'path'\nk = 50\n", "1 of 1 grid points are invalid"),
+    ("hidden = 20\n[[rule]]\nname = 'top-fraction'\np = [0.1, 2.0]\n",
+     "The 'p' parameter of TopFraction must be a float in the range (0, 1]. Got 2.0"),
+    ("hidden = 20\n[[rule]]\nname = 'backprop'\np = 0.1\n", "unknown field 'p'"),
+    ("hidden = 20\n[sweep]\nstore_weight = true\n", "Did you mean 'store_weights'?"),
+    ("hidden = [[20]]\n", "must be a value or a list of values"),
+    ("hidden = 20\nseed = 1\nseeds = 2\n", "not both"),
+    ("hidden = [20\n", "is not valid TOML"),
+])
+def test_bad_sweep_files_fail_before_any_run(tmp_path, text, expected):
+    path = write_sweep(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    assert expected in str(info.value)
+    out = tmp_path / "r.h5"
+    assert cli.main(["sweep", str(path), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_invalid_points_are_all_reported(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        parse_sweep({"hidden": [20, 30, 60, 80], "rule": [{"name": "path", "k": 40}]})
+    message = str(info.value)
+    assert "2 of 4 grid points are invalid; nothing was run" in message
+    assert "hidden=20" in message and "hidden=30" in message
+
+
+def test_grid_expansion_keys_and_overrides():
+    sweep = parse_sweep({"hidden": [20, 30], "seeds": 2, "lr": 0.02, "rule": [
+        "backprop", {"name": "top-fraction", "p": [0.1, 0.2]},
+        {"name": "path", "k": 5, "hidden": 40, "seed": [7]}]})
+    assert len(sweep.points) == 2 * 2 + 2 * 2 * 2 + 1
+    path_points = [p for p in sweep.points if p.config["rule"]["name"] == "path"]
+    assert [(p.config["hidden"], p.config["seed"]) for p in path_points] == [(40, 7)]
+    assert all(p.config["lr"] == 0.02 for p in sweep.points)
+    keys = [p.key for p in sweep.points]
+    assert len(set(keys)) == len(keys)
+    again = parse_sweep({"rule": ["backprop"], "lr": 0.02, "seeds": 2, "hidden": [30, 20]})
+    assert {p.key for p in again.points} <= set(keys)  # key order and list order do not matter
+    assert point_key(sweep.points[0].config) == sweep.points[0].key
+    dup = parse_sweep({"hidden": [20, 20], "rule": "backprop"})
+    assert len(dup.points) == 1 and dup.n_duplicates == 1
+
+
+def test_hardware_list_is_one_value_and_list_of_lists_an_axis():
+    one = parse_sweep({"hidden": 20, "hardware": ["pcm", "sram-22nm"]})
+    assert len(one.points) == 1 and one.points[0].config["hardware"] == ["pcm", "sram-22nm"]
+    axis = parse_sweep({"hidden": 20, "hardware": [["pcm"], ["sram-22nm"]]})
+    assert len(axis.points) == 2
+
+
+# ----------------------------------------------------------------------------- executors
+
+@pytest.fixture(scope="module")
+def serial_results(tiny, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serial")
+    sweep = parse_sweep(_doc(tiny))
+    report = run_sweep(sweep, folder / "serial.h5", executor="serial", progress=False)
+    return sweep, folder / "serial.h5", report
+
+
+def _doc(tiny):
+    import tomllib
+    return tomllib.loads(tiny_sweep(tiny, hidden=(20, 30), seeds=2))
+
+
+def _stored(path):
+    runs = read_runs(path)
+    out = {}
+    for s in runs:
+        full = load_run(path, s["run_id"])
+        arrays = {f"{k}/{n}": v for k in ("curves", "write_counts")
+                  for n, v in full[k].items() if n != "seconds"}
+        arrays["plastic_units"] = full["plastic_units"]
+        out[s["key"]] = (s["run_id"], deterministic(s), arrays)
+    return out
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key][0] == b[key][0]
+        assert a[key][1] == b[key][1]
+        for name, array in a[key][2].items():
+            np.testing.assert_array_equal(array, b[key][2][name], err_msg=name)
+
+
+def test_serial_sweep_stores_every_point(serial_results):
+    sweep, path, report = serial_results
+    assert report["run"] == len(sweep.points) == 12
+    assert sum(report["counts"].values()) == 12
+    runs = read_runs(path)
+    assert sorted(s["key"] for s in runs) == sorted(p.key for p in sweep.points)
+    assert all(s["status"] in ("converged", "not_converged") for s in runs)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["sweep_points"] == 12
+        for name in f["runs"]:
+            g = f["runs"][name]
+            assert json.loads(g.attrs["config_json"])["seed"] == g.attrs["seed"]
+            assert g.attrs["version"] and g.attrs["key"]
+
+
+def test_process_pool_and_dask_match_serial(serial_results, tmp_path):
+    sweep, serial_path, _ = serial_results
+    expected = _stored(serial_path)
+    run_sweep(sweep, tmp_path / "proc.h5", executor="processes", workers=2, progress=False)
+    _assert_same(expected, _stored(tmp_path / "proc.h5"))
+    run_sweep(sweep, tmp_path / "dask.h5", executor="dask", workers=2, progress=False)
+    _assert_same(expected, _stored(tmp_path / "dask.h5"))
+
+
+def test_existing_file_needs_resume_and_resume_runs_nothing_twice(serial_results, tmp_path):
+    sweep, serial_path, _ = serial_results
+    with pytest.raises(StoreError, match="--resume"):
+        run_sweep(sweep, serial_path, executor="serial", progress=False)
+    report = run_sweep(sweep, serial_path, executor="serial", resume=True, progress=False)
+    assert report["run"] == 0 and report["skipped"] == 12
+    assert len(read_runs(serial_path)) == 12
+
+
+def test_failing_run_is_stored_as_error_and_the_sweep_goes_on(tiny, tmp_path, monkeypatch,
+                                                              capsys):
+    train_module = sys.modules["neuroenergy.train"]  # the package exports a function 'train'
+    real_train = train_module.train
+
+    def flaky(config, data=None, progress=None):
+        if config.hidden == 30:
+            raise FloatingPointError("synthetic failure")
+        return real_train(config, data, progress)
+
+    monkeypatch.setattr(train_module, "train", flaky)
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20, 30), seeds=1))
+    out = tmp_path / "r.h5"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial"]) == 0
+    err = capsys.readouterr().err
+    assert "err 3" in err  # the live counts of the progress bar
+    runs = read_runs(out)
+    errors = [s for s in runs if s["status"] == "error"]
+    assert len(runs) == 6 and len(errors) == 3
+    assert all("FloatingPointError: synthetic failure" in s["error"] for s in errors)
+    assert all(s["config"]["hidden"] == 30 for s in errors)
+    assert cli.main(["show", str(out)]) == 0
+    assert "synthetic failure" in capsys.readouterr().out
+
+
+def test_dying_worker_is_retried_then_stored_as_error(tiny, tmp_path, monkeypatch):
+    sweep = parse_sweep(_doc(tiny))
+    victim = sweep.points[3]
+    monkeypatch.setenv(FAULT_ENV, f"die:{victim.key}")
+    report = run_sweep(sweep, tmp_path / "r.h5", executor="processes", workers=2,
+                       progress=False)
+    runs = {s["key"]: s for s in read_runs(tmp_path / "r.h5")}
+    assert len(runs) == 12 and report["counts"]["error"] == 1
+    assert runs[victim.key]["status"] == "error"
+    assert "worker process died" in runs[victim.key]["error"]
+
+
+@pytest.mark.slow
+def test_dying_dask_worker_is_marked_failed(tiny, tmp_path, monkeypatch):
+    sweep = parse_sweep(_doc(tiny))
+    victim = sweep.points[0]
+    monkeypatch.setenv(FAULT_ENV, f"die:{victim.key}")
+    run_sweep(sweep, tmp_path / "r.h5", executor="dask", workers=2, progress=False)
+    runs = {s["key"]: s for s in read_runs(tmp_path / "r.h5")}
+    assert len(runs) == 12
+    assert runs[victim.key]["status"] == "error" and "Dask worker" in runs[victim.key]["error"]
+
+
+# ----------------------------------------------------------------------------- kill, interrupt
+
+def test_sigkill_mid_sweep_then_resume(tiny, tmp_path):
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20, 30, 40), seeds=3))
+    out = tmp_path / "r.h5"
+    proc = neuroenergy("sweep", path, "--out", out, "--executor", "serial", "--quiet")
+    seen = wait_for_runs(out, 4, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with h5py.File(out, "r") as f:  # the file opens after SIGKILL
+        assert "runs" in f
+    survived = read_runs(out)
+    assert len(survived) >= seen
+    assert all(s["status"] in ("converged", "not_converged") for s in survived)
+
+    resume = neuroenergy("sweep", path, "--out", out, "--resume", "--executor", "serial",
+                         "--quiet")
+    _, err = resume.communicate(timeout=300)
+    assert resume.returncode == 0, err
+    assert f"{len(survived)} already stored" in err
+    runs = read_runs(out)
+    n = len(load_sweep(path).points)
+    assert n == 27 and len(runs) == n
+    assert len({s["key"] for s in runs}) == n and len({s["run_id"] for s in runs}) == n
+    assert not (tmp_path / "r.h5.journal").exists()
+
+
+def test_sigint_stores_finished_runs_and_says_how_to_resume(tiny, tmp_path):
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20, 30, 40), seeds=3))
+    out = tmp_path / "r.h5"
+    proc = neuroenergy("sweep", path, "--out", out, "--workers", "2", "--quiet")
+    wait_for_runs(out, 2, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rerun the same command with --resume" in err
+    assert "Traceback" not in err
+    n = int(err.split("interrupted: ")[1].split(" finished")[0])
+    assert len(read_runs(out)) >= n >= 2
+    assert not (tmp_path / "r.h5.journal").exists()  # merged before exiting
+
+
+def test_second_writer_is_refused(tiny, tmp_path):
+    from neuroenergy.store import ResultsWriter
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20,), seeds=1))
+    out = tmp_path / "r.h5"
+    with ResultsWriter(out):
+        code = cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial"])
+    assert code == 2
+    assert len(read_runs(out)) == 0
