@@ -33,8 +33,9 @@ def _positive_int(text):
 def add_run_options(p: argparse.ArgumentParser, with_rule=True) -> None:
     """Options shared by every command that trains (train, compare)."""
     if with_rule:
+        from .rules import RULES
         p.add_argument("--rule", default="backprop",
-                       help="backprop | top-fraction | path | combined (default: backprop)")
+                       help=f"{' | '.join(RULES)} (default: backprop)")
         p.add_argument("--p", type=float, default=None, help="top fraction of |dw| per layer")
         p.add_argument("--p-out", type=float, default=None,
                        help="output-layer fraction (default: min(78.4 p, 1))")
@@ -42,7 +43,14 @@ def add_run_options(p: argparse.ArgumentParser, with_rule=True) -> None:
         p.add_argument("--k-fraction", type=float, default=None,
                        help="path size as a fraction of the hidden units")
         p.add_argument("--path-selection", default=None, help="random (default) | first")
-    p.add_argument("--hidden", type=_positive_int, default=100, help="hidden units (default 100)")
+        p.add_argument("--param", action="append", default=None, metavar="NAME=VALUE",
+                       help="any other rule parameter, e.g. --param theta=0.001 --param "
+                            "consolidation=neuron (repeatable; values as JSON, else text)")
+        p.add_argument("--lazy", type=float, default=None, metavar="MARGIN",
+                       help="lazy learning around the rule: update only when z[label] - "
+                            "max other z <= MARGIN (0: misclassified samples only)")
+    p.add_argument("--hidden", type=_hidden_sizes, default=100,
+                   help="hidden units (default 100); several layers as 300,100")
     p.add_argument("--seed", type=_positive_int, default=0)
     p.add_argument("--target", type=float, default=0.95, help="target test accuracy (0.95)")
     p.add_argument("--max-epochs", type=float, default=5.0)
@@ -50,6 +58,10 @@ def add_run_options(p: argparse.ArgumentParser, with_rule=True) -> None:
     p.add_argument("--lr-out", type=float, default=None)
     p.add_argument("--init-std", type=float, default=0.03)
     p.add_argument("--eval-every", type=_positive_int, default=2000)
+    p.add_argument("--stop-on", default="test",
+                   help="test (the study) | validation (a split of the training set; the test "
+                        "set is then only reported)")
+    p.add_argument("--validation-size", type=_positive_int, default=10_000)
     p.add_argument("--activation", default="leaky_relu", help="leaky_relu | relu | sigmoid")
     p.add_argument("--loss", default="mse", help="mse | softmax_ce")
     p.add_argument("--alpha", type=float, default=None, help="also meter sum |dw|^alpha")
@@ -61,17 +73,50 @@ def add_run_options(p: argparse.ArgumentParser, with_rule=True) -> None:
     p.add_argument("--out", default=None, help="HDF5 results file to append to")
 
 
+def _hidden_sizes(text):
+    """'100' -> 100; '300,100' -> (300, 100) (one entry per hidden layer)."""
+    try:
+        sizes = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or integers separated by "
+                                         f"commas, got {text!r}") from None
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"expected at least one size, got {text!r}")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def _rule_params(items) -> dict:
+    """--param NAME=VALUE options as a dict (JSON values, else the text; '-' -> '_')."""
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"The '--param' option must look like NAME=VALUE. "
+                              f"Got {item!r} instead.")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        out[name.strip().replace("-", "_")] = value
+    return out
+
+
 def config_from_args(args, rule=None):
     """A validated RunConfig from parsed options (raises ConfigError)."""
     from .config import RunConfig
     from .rules import make_rule
     if rule is None:
-        rule = make_rule(args.rule, p=args.p, p_out=args.p_out, k=args.k,
-                         k_fraction=args.k_fraction, selection=args.path_selection)
+        params = dict(p=args.p, p_out=args.p_out, k=args.k, k_fraction=args.k_fraction,
+                      selection=args.path_selection)
+        params.update(_rule_params(getattr(args, "param", None)))
+        rule = make_rule(args.rule, **params)
+        if getattr(args, "lazy", None) is not None:
+            rule = make_rule("lazy", base=rule, margin=args.lazy)
     return RunConfig(rule=rule, hidden=args.hidden, seed=args.seed, lr=args.lr,
                      lr_out=args.lr_out, init_std=args.init_std, activation=args.activation,
                      loss=args.loss, dataset=args.dataset, target_accuracy=args.target,
                      max_epochs=args.max_epochs, eval_every=args.eval_every, alpha=args.alpha,
+                     stop_on=args.stop_on, validation_size=args.validation_size,
                      hardware=tuple(h for h in (args.hardware or "").split(",") if h),
                      hardware_mode=args.hardware_mode)
 
@@ -199,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 # (module, function) pairs that add further sub-commands: each function takes the
 # sub-parsers object and registers parsers whose defaults include ``handler``.
 _EXTRA_COMMANDS = [
+    ("neuroenergy.spiking.cli", "add_spiking_parser"),
     ("neuroenergy.hardware_cli", "add_hardware_parser"),
     ("neuroenergy.sweep_cli", "add_sweep_parsers"),
+    ("neuroenergy.frontier", "add_frontier_parser"),
 ]
 
 

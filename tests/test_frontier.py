@@ -1,0 +1,76 @@
+"""The energy-time frontier: grouping, Pareto front, best settings, the baseline comparison,
+and the command line."""
+import pytest
+
+from neuroenergy.cli import main
+from neuroenergy.frontier import (best_per_family, collect, format_frontier, pareto,
+                                  rule_text, versus_baseline)
+
+
+def fake(rule, params, seed, epochs, m1, status="converged", hidden=100):
+    return {"rule": rule, "rule_params": params, "seed": seed, "hidden": hidden,
+            "status": status, "epochs": epochs, "run_id": f"{rule}{params}{seed}",
+            "energy": {"M1": {"total": m1}, "inefficiency_M1": m1 / 100},
+            "config": {"hidden": hidden, "seed": seed, "lr": 0.01}, "hardware": {}}
+
+
+RUNS = [
+    *[fake("combined", {"k": 50, "p": 0.2}, s, 1.3 + 0.01 * s, 660 + s) for s in range(3)],
+    *[fake("combined", {"k": 50, "p": 0.05}, s, 2.0 + 0.01 * s, 500 + s) for s in range(3)],
+    *[fake("backprop", {}, s, 0.7 + 0.01 * s, 620 + s) for s in range(3)],
+    *[fake("lazy", {"base": {"name": "combined", "k": 50, "p": 0.2}, "margin": 0.0}, s,
+           1.2 + 0.01 * s, 240 + s) for s in range(3)],
+    *[fake("top-fraction", {"p": 0.01}, s, 3.0, 400, "not_converged" if s == 2 else
+           "converged") for s in range(3)],
+]
+
+
+def test_grouping_front_and_best():
+    by_hidden = collect(RUNS)
+    settings = by_hidden[100]
+    assert len(settings) == 5
+    front = [s.label for s in pareto(settings)]
+    assert front == ["backprop", "lazy[0](combined(k=50, p=0.2))"]
+    best = best_per_family(settings)
+    assert list(best) == ["lazy+combined", "combined", "backprop"]  # by energy
+    assert best["combined"].label == "combined(k=50, p=0.05)"
+    failed = [s for s in settings if not s.all_converged]
+    assert [s.label for s in failed] == ["top-fraction(p=0.01)"]
+
+
+def test_baseline_comparison_at_equal_learning_time():
+    rows = versus_baseline(collect(RUNS)[100])
+    by_label = {r["setting"].label: r for r in rows}
+    lazy = by_label["lazy[0](combined(k=50, p=0.2))"]
+    # 1.21 epochs: faster than every combined setting, so compared with the fastest one
+    assert lazy["faster_than_every_baseline"] and lazy["reference"].label == \
+        "combined(k=50, p=0.2)"
+    assert lazy["clear"] and lazy["ratio"] == pytest.approx(661 / 241)
+    bp = by_label["backprop"]
+    assert bp["clear"] and bp["wins"]
+    text = format_frontier(collect(RUNS))
+    assert "clearly beat combined" in text and "Winner (lowest mean M1): lazy[0]" in text
+
+
+def test_rule_text():
+    assert rule_text("caching", {"theta": 0.001, "tau": None, "selection": "random"}) == \
+        "caching(theta=0.001)"
+    assert rule_text("lazy", {"base": {"name": "backprop"}, "margin": 0.5}) == \
+        "lazy[0.5](backprop)"
+
+
+def test_frontier_command_on_real_runs(tmp_path, capsys, mnist):
+    out = tmp_path / "r.h5"
+    for rule in (["--rule", "combined", "--k", "10", "--p", "0.5"],
+                 ["--rule", "combined", "--k", "10", "--p", "0.5", "--lazy", "0"],
+                 ["--rule", "caching", "--param", "theta=0.0005"]):
+        assert main(["train", *rule, "--hidden", "20", "--target", "0.6", "--max-epochs",
+                     "0.05", "--eval-every", "500", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["frontier", str(out), "--wear"]) == 0
+    text = capsys.readouterr().out
+    assert "## 20 hidden units" in text and "Pareto front" in text
+    assert "lazy[0](combined(k=10, p=0.5))" in text
+    assert main(["frontier", str(out), "--json"]) == 0
+    assert '"20"' in capsys.readouterr().out
+    assert main(["train", "--rule", "caching", "--param", "theta", "--hidden", "20"]) == 2
