@@ -41,6 +41,7 @@ class RunConfig:
     noise_std, zero_mean, data_seed : input preprocessing (tie-breaking noise, centring)
     hardware : hardware preset names whose write costs are tallied during training
     hardware_mode : 'accounting' (float weights) or 'in-the-loop' (the first preset holds them)
+    hardware_w_max : electronic devices map weights in [-w_max, w_max] onto their range
     """
 
     rule: Rule = field(default_factory=Backprop)
@@ -64,6 +65,7 @@ class RunConfig:
     data_seed: int = 0
     hardware: tuple = ()
     hardware_mode: str = "accounting"
+    hardware_w_max: float = 0.5
 
     def __post_init__(self):
         if not isinstance(self.rule, Rule):
@@ -105,12 +107,14 @@ class RunConfig:
             hw = tuple(h.strip() for h in hw.split(",") if h.strip())
         set_("hardware", tuple(hw))
         check_choice(self.hardware_mode, "hardware_mode", OWNER, HARDWARE_MODES)
+        set_("hardware_w_max", check_number(self.hardware_w_max, "hardware_w_max", OWNER,
+                                            0.0, 100.0, lo_open=True))
         if self.hardware_mode == "in-the-loop" and not self.hardware:
             raise ConfigError("hardware_mode 'in-the-loop' needs at least one hardware preset "
                               "(the first one holds the weights). Got hardware=() instead.")
         if self.hardware:
             from .hardware import check_presets
-            check_presets(self.hardware)
+            set_("hardware", check_presets(self.hardware))
         for size in self.hidden_layers:
             self.rule.validate(size)
 
@@ -155,6 +159,7 @@ class RunConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(changes)
         return type(self)(**d)
+
 
 def _check_hidden(hidden):
     """An int >= 2, or a non-empty tuple (or list) of them; a 1-tuple becomes its int."""

@@ -15,6 +15,7 @@ PLoS Comput Biol 20(10): e1012553 (2024).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Optional
@@ -27,6 +28,7 @@ from .errors import ConfigError
 # both layers make about the same number of writes when p_out = 78.4 p_in (784 inputs, 10 outputs)
 TIED_OUTPUT_RATIO = 78.4
 PATH_SELECTIONS = ("random", "first")
+DEFAULT_PATH_K = 50  # used when neither k nor k_fraction is given
 
 
 def tied_output_fraction(p: float) -> float:
@@ -110,6 +112,8 @@ def _path_units(hidden, k, k_fraction, selection, rng, owner):
 
 def _check_k(rule):
     owner = type(rule).__name__
+    if rule.k is None and rule.k_fraction is None:
+        object.__setattr__(rule, "k", DEFAULT_PATH_K)
     if (rule.k is None) == (rule.k_fraction is None):
         raise ConfigError(f"{owner} needs exactly one of 'k' (an int >= 1) and 'k_fraction' "
                           f"(a float in (0, 1]). Got k={rule.k!r}, k_fraction={rule.k_fraction!r}.")
@@ -123,12 +127,13 @@ def _check_k(rule):
 
 @dataclass(frozen=True)
 class Path(Rule):
-    """Only ``k`` hidden units learn, with all their incoming and outgoing synapses; every
+    """Only ``k`` hidden units learn (50 when neither k nor k_fraction is given), with all
+    their incoming and outgoing synapses; every
     other synapse is frozen. The units are a fixed random set (``selection='random'``) or the
     first k (``'first'``, also random given the random initialisation)."""
 
     name: ClassVar[str] = "path"
-    k: Optional[int] = 50
+    k: Optional[int] = None
     k_fraction: Optional[float] = None
     selection: str = "random"
 
@@ -171,14 +176,13 @@ def make_rule(name: str, **params) -> Rule:
         raise ConfigError(f"The 'rule' parameter must be one of {', '.join(map(repr, RULES))}. "
                           f"Got {name!r} instead.")
     cls = RULES[name]
-    allowed = {f for f in cls.__dataclass_fields__}
+    allowed = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in params.items() if v is not None}
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise ConfigError(f"The rule {name!r} takes the parameters {sorted(allowed) or 'none'}; "
-                          f"got {', '.join(unknown)} which it does not use.")
-    if cls in (Path, Combined) and "k_fraction" in given and "k" not in given:
-        given["k"] = None
+        takes = f"the parameters {', '.join(sorted(allowed))}" if allowed else "no parameters"
+        raise ConfigError(f"The rule {name!r} takes {takes}; got {', '.join(unknown)}, "
+                          "which it does not use.")
     return cls(**given)
 
 

@@ -120,6 +120,16 @@ def _streams(seed: int):
     return [np.random.default_rng(c) for c in children]
 
 
+def _check_memory(config: RunConfig, data: Optional[Dataset]) -> None:
+    """Refuse, before any work, a network that will not fit in the available memory."""
+    from .resources import check_fits, estimate_bytes
+    n_train, n_test = (60_000, 10_000) if data is None else (len(data.x_train), len(data.x_test))
+    p_in, _ = config.rule.fractions()
+    needed = estimate_bytes(785, config.hidden_layers, 10, n_train, n_test,
+                            selective=p_in < 1.0)
+    check_fits(needed, what=f"a network with hidden layers {config.hidden_layers}")
+
+
 def train(config: RunConfig, data: Optional[Dataset] = None,
           progress: Optional[Callable[[dict], None]] = None) -> Result:
     """Train one network with ``config``; returns a :class:`Result`.
@@ -128,6 +138,7 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     every evaluation with a dict (samples, accuracy, M0, M1...). Rules beyond the study's four
     and deeper networks run on the general kernel (``general_train``).
     """
+    _check_memory(config, data)
     from .general_train import train_general, uses_general_kernel
     if uses_general_kernel(config):
         return train_general(config, data, progress)
@@ -146,7 +157,7 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     k2 = writes_per_sample(p_out, len(units) * 10)
 
     from .hardware import HardwareTally
-    hw = HardwareTally(config.hardware, config.hardware_mode)
+    hw = HardwareTally(config.hardware, config.hardware_mode, config.hardware_w_max)
     args = dict(act=ACTIVATIONS.index(config.activation), loss=LOSSES.index(config.loss))
 
     def run_chunk(sample_idx, seed):
