@@ -18,13 +18,14 @@ import numpy as np
 
 from hardware_models.tally import device_write, tally_row, tally_write
 
+from .topk import topk_select, topk_workspace
+
 ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID = 0, 1, 2
 LOSS_MSE, LOSS_SOFTMAX_CE = 0, 1
 STATUS_OK, STATUS_DIVERGED = 0, 1
 # meter_f columns: summed |dw| (M1), summed positive dw (potentiation-only M1), sum |dw|^alpha
 MF_M1, MF_M1_POT, MF_MALPHA = 0, 1, 2
 N_METER_F = 3
-N_TOPK_BINS = 64
 
 
 @numba.njit(cache=True, inline="always")
@@ -75,153 +76,15 @@ def output_error(z, label, loss_code, delta_out):
 def topk_outer(a, b, k, sel_i, sel_j, cand_s, cand_i, cand_j):
     """Select the k largest products a[i] * b[j] (a, b >= 0) without forming the matrix.
 
-    Products of zero are never selected. Fills ``sel_i`` / ``sel_j`` with the selected pairs,
-    grouped by row in ascending row order, and returns their number (min(k, nonzero pairs)).
-    ``cand_*`` are scratch buffers of size len(a) * len(b).
-
-    Method: bin log2 a and log2 b with one common width w; a pair in bins (ia, ib) lies in the
-    band [c w, (c + 2) w) with c = ia + ib (plus rounding slack). Band counts are a convolution
-    of the two histograms; bands well above the k-th value are taken whole, bands well below
-    are dropped, and only the few bands around the threshold are compared exactly.
+    Products of zero are never selected. Fills ``sel_i`` / ``sel_j`` with the selected pairs
+    in row-major order (rows ascending, columns ascending within a row) and returns their
+    number (min(k, positive products)). ``cand_s`` is a float64 scratch buffer of size
+    len(a) * len(b); ``cand_i`` / ``cand_j`` are unused (kept for the signature). This
+    allocates a workspace per call: loops use :func:`topk.topk_select` with one workspace.
+    See ``topk.py`` for the method.
     """
-    m = a.shape[0]
-    n = b.shape[0]
-    nza = 0
-    nzb = 0
-    lo_a = np.inf
-    hi_a = -np.inf
-    lo_b = np.inf
-    hi_b = -np.inf
-    la = np.empty(m)
-    lb = np.empty(n)
-    for i in range(m):
-        if a[i] > 0.0:
-            nza += 1
-            la[i] = math.log2(a[i])
-            lo_a = min(lo_a, la[i])
-            hi_a = max(hi_a, la[i])
-    for j in range(n):
-        if b[j] > 0.0:
-            nzb += 1
-            lb[j] = math.log2(b[j])
-            lo_b = min(lo_b, lb[j])
-            hi_b = max(hi_b, lb[j])
-    if k <= 0 or nza == 0 or nzb == 0:
-        return 0
-    nbins = N_TOPK_BINS
-    width = max(hi_a - lo_a, hi_b - lo_b) / nbins
-    if width <= 0.0:
-        width = 1.0
-    width *= 1.0 + 1e-9  # keep the largest value inside the last bin
-    bin_a = np.full(m, -1, np.int64)
-    bin_b = np.full(n, -1, np.int64)
-    hist_a = np.zeros(nbins, np.int64)
-    hist_b = np.zeros(nbins, np.int64)
-    for i in range(m):
-        if a[i] > 0.0:
-            q = min(int((la[i] - lo_a) / width), nbins - 1)
-            bin_a[i] = q
-            hist_a[q] += 1
-    for j in range(n):
-        if b[j] > 0.0:
-            q = min(int((lb[j] - lo_b) / width), nbins - 1)
-            bin_b[j] = q
-            hist_b[q] += 1
-    n_bands = 2 * nbins - 1
-    band = np.zeros(n_bands, np.int64)
-    for ia in range(nbins):
-        if hist_a[ia] > 0:
-            for ib in range(nbins):
-                band[ia + ib] += hist_a[ia] * hist_b[ib]
-    # c1: the highest band whose cumulative count from the top reaches k
-    total = 0
-    c1 = -1
-    for c in range(n_bands - 1, -1, -1):
-        total += band[c]
-        if total >= k:
-            c1 = c
-            break
-    if c1 < 0:  # fewer nonzero pairs than k: take them all
-        c_take = 0
-        c_cand = 0
-    else:
-        c_take = c1 + 3   # bands >= c_take are certainly in the top k
-        c_cand = c1 - 2   # bands in [c_cand, c_take) are compared exactly
-    # columns grouped by bin (counting sort), so each (row bin, column bin) block is a slice
-    col_start = np.zeros(nbins + 1, np.int64)
-    for q in range(nbins):
-        col_start[q + 1] = col_start[q] + hist_b[q]
-    col_fill = col_start[:-1].copy()
-    col_order = np.empty(nzb, np.int64)
-    for j in range(n):
-        if bin_b[j] >= 0:
-            col_order[col_fill[bin_b[j]]] = j
-            col_fill[bin_b[j]] += 1
-    n_take = 0
-    n_cand = 0
-    for i in range(m):
-        ia = bin_a[i]
-        if ia < 0:
-            continue
-        for ib in range(nbins - 1, -1, -1):
-            c = ia + ib
-            if c < c_cand:
-                break
-            for t in range(col_start[ib], col_start[ib + 1]):
-                j = col_order[t]
-                if c >= c_take:
-                    sel_i[n_take] = i
-                    sel_j[n_take] = j
-                    n_take += 1
-                else:
-                    cand_s[n_cand] = a[i] * b[j]
-                    cand_i[n_cand] = i
-                    cand_j[n_cand] = j
-                    n_cand += 1
-    need = min(k, n_take + n_cand) - n_take
-    if need > 0:
-        if need < n_cand:
-            # the need-th largest candidate score is the exact threshold
-            threshold = -np.partition(-cand_s[:n_cand], need - 1)[need - 1]
-            taken = 0
-            for t in range(n_cand):  # strictly above first, then ties in scan order
-                if cand_s[t] > threshold:
-                    sel_i[n_take + taken] = cand_i[t]
-                    sel_j[n_take + taken] = cand_j[t]
-                    taken += 1
-            for t in range(n_cand):
-                if taken >= need:
-                    break
-                if cand_s[t] == threshold:
-                    sel_i[n_take + taken] = cand_i[t]
-                    sel_j[n_take + taken] = cand_j[t]
-                    taken += 1
-        else:
-            for t in range(n_cand):
-                sel_i[n_take + t] = cand_i[t]
-                sel_j[n_take + t] = cand_j[t]
-    n_sel = n_take + max(need, 0)
-    _group_by_row(sel_i, sel_j, n_sel, m)
-    return n_sel
-
-
-@numba.njit(cache=True)
-def _group_by_row(sel_i, sel_j, n_sel, m):
-    """Stable counting sort of the first n_sel pairs by row index."""
-    counts = np.zeros(m + 1, np.int64)
-    for t in range(n_sel):
-        counts[sel_i[t] + 1] += 1
-    for r in range(m):
-        counts[r + 1] += counts[r]
-    out_i = np.empty(n_sel, np.int64)
-    out_j = np.empty(n_sel, np.int64)
-    for t in range(n_sel):
-        r = sel_i[t]
-        out_i[counts[r]] = r
-        out_j[counts[r]] = sel_j[t]
-        counts[r] += 1
-    sel_i[:n_sel] = out_i
-    sel_j[:n_sel] = out_j
+    ws = topk_workspace(a.shape[0], b.shape[0], cand_s)
+    return topk_select(np.ascontiguousarray(a), np.ascontiguousarray(b), k, sel_i, sel_j, ws)
 
 
 # ----------------------------------------------------------------------------- metered writes
@@ -231,9 +94,19 @@ def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, me
                 counts, hw_params, hw_stats, in_loop_device):
     """Apply dw[i, j] = -lr * pre[i] * post[j] to the listed synapses (grouped by row) and
     meter every write. Zero changes are not writes. Returns nothing; updates in place."""
+    row_max = np.zeros(max(hw_params.shape[0], 1))
+    _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
+                      counts, hw_params, hw_stats, in_loop_device, row_max)
+
+
+@numba.njit(cache=True)
+def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
+                      counts, hw_params, hw_stats, in_loop_device, row_max):
+    """:func:`write_pairs` with its scratch ``row_max`` (float64, >= n_dev) passed in."""
+    if n_sel <= 0:  # nothing selected: touch nothing (the buffers hold stale pairs)
+        return
     n_dev = hw_params.shape[0]
     lr32 = np.float32(lr)
-    row_max = np.zeros(max(n_dev, 1))
     row_n = 0
     current_row = -1
     for t in range(n_sel + 1):
@@ -282,6 +155,40 @@ def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, me
             size = tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
                                np.float64(w_old) + change, np.random.random())
             row_max[d] = max(row_max[d], size)
+
+
+@numba.njit(cache=True)
+def write_plain(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f, counts,
+                apply_weights):
+    """:func:`write_pairs` for float weights without hardware tallies: the same weights,
+    counts and meter (summed per call, then added), in any pair order. With
+    ``apply_weights=False`` only the meter and the counts are taken (the caller applies the
+    weight steps later, as ``w + float32(float32(-lr) * pre[i]) * post[j]``)."""
+    lr32 = np.float32(lr)
+    n_writes = 0
+    m1 = 0.0
+    m1_pot = 0.0
+    m_alpha = 0.0
+    for t in range(n_sel):
+        i = sel_i[t]
+        j = sel_j[t]
+        dw64 = -lr * np.float64(pre[i]) * np.float64(post[j])
+        if dw64 == 0.0:
+            continue
+        if apply_weights:
+            w[i, j] += np.float32(-lr32 * pre[i]) * post[j]
+        counts[i, j] += 1
+        n_writes += 1
+        m1 += abs(dw64)
+        if dw64 > 0.0:
+            m1_pot += dw64
+        if alpha >= 0.0:
+            m_alpha += abs(dw64) ** alpha
+    meter_i[layer] += n_writes
+    meter_f[layer, MF_M1] += m1
+    meter_f[layer, MF_M1_POT] += m1_pot
+    if alpha >= 0.0:
+        meter_f[layer, MF_MALPHA] += m_alpha
 
 
 @numba.njit(cache=True)

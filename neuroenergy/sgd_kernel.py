@@ -5,16 +5,28 @@ Per sample: forward with the current weights, output error, hidden error (from t
 weights *before* this sample's update, and independent of which updates are then applied),
 then each layer writes either every synapse or its k largest updates.
 
-Speed: a dense input-layer update is not applied at once; it is folded into the next sample's
-forward pass (each row of ``w1`` is updated and then read while still in cache), so the matrix
-streams through memory once per sample. Its M0 / M1 come in closed form. Results are the same
-as applying it at once, bit for bit.
+Speed. Per-sample SGD is memory-bound: the input-layer matrix ``w1`` streams through the
+cache once per sample for the forward pass, so its update is not applied at once but folded
+into the next sample's forward pass (each row of ``w1`` is updated, then read while still in
+cache). That holds for the dense update (backprop, path) and for the k selected synapses
+(top-fraction, combined: their rows are grouped in ascending order, so the pass meets them in
+turn). The meter and the write counts are taken when the update is decided; the dense
+update's M0 / M1 come in closed form, and its write counts as a per-column accumulator plus
+corrections for the rows whose input is zero, added into ``counts1`` at the end of the chunk.
+Weights are the same as applying every update at once, bit for bit: each synapse gets the
+same float32 operation, ``w + float32(float32(-lr) * pre) * post``, in the same order.
+
+With hardware tallies, a device in the loop, or the alpha meter on a dense layer, every
+write goes through :func:`kernels.write_pairs` in row-major order, as soon as it is decided.
 """
 import numba
 import numpy as np
 
-from .kernels import (MF_MALPHA, STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
-                      meter_dense_closed_form, output_error, topk_outer, write_pairs)
+from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
+                      _write_pairs_impl, meter_dense_closed_form, output_error, write_plain)
+from .topk import topk_select, topk_workspace
+
+PEND_NONE, PEND_DENSE, PEND_SPARSE = 0, 1, 2
 
 
 @numba.njit(cache=True)
@@ -26,6 +38,143 @@ def _fill_all_pairs(m, n, sel_i, sel_j):
             sel_j[t] = j
             t += 1
     return t
+
+
+@numba.njit(cache=True, inline="always")
+def _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, t):
+    """Apply the pending update of row i of w1; returns the next pending pair index."""
+    if pend == PEND_DENSE:
+        if x_prev[i] != 0.0:
+            c = np.float32(-lr1_32 * x_prev[i])
+            for j in range(w1.shape[1]):
+                w1[i, j] += c * dh_prev[j]
+    elif pend == PEND_SPARSE and t < n_pend and sel_i[t] == i:
+        c = np.float32(-lr1_32 * x_prev[i])
+        while t < n_pend and sel_i[t] == i:
+            j = sel_j[t]
+            w1[i, j] += c * dh_prev[j]
+            t += 1
+    return t
+
+
+@numba.njit(cache=True)
+def _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend):
+    """a = xs @ w1 in float32, in input order, applying the pending update of the previous
+    sample to each row just before reading it.
+
+    Rows go four at a time: each a[j] still receives its products one row after the other
+    (the same float32 roundings as a row-by-row loop), but the loop overhead and the loads
+    and stores of ``a`` are shared by four rows. Rows are indexed in ``w1`` itself (no row
+    views): one base pointer keeps the compiler's alias checks few, so the loops vectorize."""
+    n_in, kp = w1.shape
+    a[:] = 0.0
+    t = 0
+    i = 0
+    while i + 4 <= n_in:
+        x0 = xs[i]
+        x1 = xs[i + 1]
+        x2 = xs[i + 2]
+        x3 = xs[i + 3]
+        if (pend == PEND_DENSE and x_prev[i] != 0.0 and x_prev[i + 1] != 0.0
+                and x_prev[i + 2] != 0.0 and x_prev[i + 3] != 0.0):
+            c0 = np.float32(-lr1_32 * x_prev[i])
+            c1 = np.float32(-lr1_32 * x_prev[i + 1])
+            c2 = np.float32(-lr1_32 * x_prev[i + 2])
+            c3 = np.float32(-lr1_32 * x_prev[i + 3])
+            for j in range(kp):
+                d = dh_prev[j]
+                v0 = w1[i, j] + c0 * d
+                v1 = w1[i + 1, j] + c1 * d
+                v2 = w1[i + 2, j] + c2 * d
+                v3 = w1[i + 3, j] + c3 * d
+                w1[i, j] = v0
+                w1[i + 1, j] = v1
+                w1[i + 2, j] = v2
+                w1[i + 3, j] = v3
+                acc = a[j] + x0 * v0
+                acc += x1 * v1
+                acc += x2 * v2
+                a[j] = acc + x3 * v3
+        else:
+            if pend != PEND_NONE:
+                for r in range(i, i + 4):
+                    t = _apply_row(w1, r, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend,
+                                   t)
+            for j in range(kp):
+                acc = a[j] + x0 * w1[i, j]
+                acc += x1 * w1[i + 1, j]
+                acc += x2 * w1[i + 2, j]
+                a[j] = acc + x3 * w1[i + 3, j]
+        i += 4
+    while i < n_in:
+        t = _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, t)
+        xi = xs[i]
+        for j in range(kp):
+            a[j] += xi * w1[i, j]
+        i += 1
+
+
+@numba.njit(cache=True)
+def _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend):
+    """Apply the pending input-layer update without a forward pass (end of a chunk)."""
+    n_in, kp = w1.shape
+    if pend == PEND_DENSE:
+        for i in range(n_in):
+            _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, 0)
+    elif pend == PEND_SPARSE:
+        for t in range(n_pend):
+            i = sel_i[t]
+            j = sel_j[t]
+            w1[i, j] += np.float32(-lr1_32 * x_prev[i]) * dh_prev[j]
+
+
+@numba.njit(cache=True)
+def _count_dense(counts1, xs, nz_post, col_acc):
+    """Write counts of a dense update: +1 where xs[i] != 0 and nz_post[j]. When most inputs
+    are nonzero, the column accumulator takes every row and only the zero rows are
+    corrected; :func:`_flush_counts` adds the accumulator in."""
+    n_in, kp = counts1.shape
+    nnz = 0
+    for i in range(n_in):
+        nnz += xs[i] != 0.0
+    if 2 * nnz >= n_in:
+        for j in range(kp):
+            col_acc[j] += nz_post[j]
+        for i in range(n_in):
+            if xs[i] == 0.0:
+                crow = counts1[i]
+                for j in range(kp):
+                    crow[j] -= nz_post[j]
+    else:
+        for i in range(n_in):
+            if xs[i] != 0.0:
+                crow = counts1[i]
+                for j in range(kp):
+                    crow[j] += nz_post[j]
+
+
+@numba.njit(cache=True)
+def _flush_counts(counts1, col_acc):
+    n_in, kp = counts1.shape
+    for i in range(n_in):
+        crow = counts1[i]
+        for j in range(kp):
+            crow[j] += col_acc[j]
+    col_acc[:] = 0
+
+
+@numba.njit(cache=True)
+def _dense_output_update(w2, h, post2, lr2, counts2):
+    """Every nonzero update of the output layer, in place (metered in closed form)."""
+    kp, n_out = w2.shape
+    lr2_32 = np.float32(lr2)
+    for j in range(kp):
+        if h[j] != 0.0:
+            c = np.float32(-lr2_32 * h[j])
+            for o in range(n_out):
+                if post2[o] != 0.0:
+                    w2[j, o] += c * post2[o]
+                    counts2[j, o] += 1
 
 
 @numba.njit(cache=True)
@@ -58,7 +207,10 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     n_dev = hw_params.shape[0]
     use_offset = offset.shape[0] > 0
     lr1_32 = np.float32(lr1)
-    fused = k1 < 0 and n_dev == 0 and in_loop_device < 0 and alpha < 0.0
+    plain = n_dev == 0 and in_loop_device < 0   # float weights, nothing tallied per write
+    dense1 = k1 < 0 and plain and alpha < 0.0   # folded dense update, closed-form meter
+    sparse1 = k1 >= 0 and plain                 # folded selected writes
+    dense2 = k2 < 0 and plain and alpha < 0.0
 
     a = np.zeros(kp, np.float32)
     h = np.zeros(kp, np.float32)
@@ -66,42 +218,34 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     delta_out = np.zeros(n_out)
     post2 = np.zeros(n_out, np.float32)
     dh = np.zeros(kp, np.float32)
-    x_prev = np.zeros(n_in, np.float32)
     dh_prev = np.zeros(kp, np.float32)
-    nz_prev = np.zeros(kp, np.int32)
-    pending = False
-
-    size1 = n_in * kp if not fused else 1
-    size2 = kp * n_out
+    nz_post = np.zeros(kp, np.int32)
+    col_acc = np.zeros(kp, np.int32)
+    row_max = np.zeros(max(n_dev, 1))
+    abs_x = np.zeros(n_in)
+    abs_dh = np.zeros(kp)
+    abs_h = np.zeros(kp)
+    abs_post = np.zeros(n_out)
+    size1 = n_in * kp if not dense1 else 1
     sel1_i = np.empty(size1, np.int64)
     sel1_j = np.empty(size1, np.int64)
-    sel2_i = np.empty(size2, np.int64)
-    sel2_j = np.empty(size2, np.int64)
-    need_cand1 = k1 >= 0
-    cand_s = np.empty(max(size1 if need_cand1 else 1, size2))
-    cand_i = np.empty(cand_s.shape[0], np.int64)
-    cand_j = np.empty(cand_s.shape[0], np.int64)
-    abs_pre = np.empty(max(n_in, kp))
-    abs_post = np.empty(max(kp, n_out))
-    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if (k1 < 0 and not fused) else 0
-    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if k2 < 0 else 0
+    sel2_i = np.empty(kp * n_out, np.int64)
+    sel2_j = np.empty(kp * n_out, np.int64)
+    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
+                         np.empty(size1 if k1 >= 0 else 1))
+    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
+                         np.empty(kp * n_out if k2 >= 0 else 1))
+    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if (k1 < 0 and not dense1) else 0
+    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if (k2 < 0 and not dense2) else 0
 
+    pend = PEND_NONE
+    n_pend = 0
+    x_prev = x[0] if x.shape[0] > 0 else abs_x.astype(np.float32)
     for s in range(sample_idx.shape[0]):
         row = sample_idx[s]
         xs = x[row]
-        # forward through the input layer, folding in the previous sample's dense update
-        a[:] = 0.0
-        for i in range(n_in):
-            if pending:
-                c = np.float32(-lr1_32 * x_prev[i])
-                if c != 0.0:
-                    for j in range(kp):
-                        w1[i, j] += c * dh_prev[j]
-                        counts1[i, j] += nz_prev[j]
-            xi = xs[i]
-            for j in range(kp):
-                a[j] += xi * w1[i, j]
-        pending = False
+        _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
+        pend = PEND_NONE
         for j in range(kp):
             h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
         for o in range(n_out):
@@ -111,6 +255,7 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
             for o in range(n_out):
                 z[o] += hj * np.float64(w2[j, o])
         if not output_error(z, y[row], loss_code, delta_out):
+            _flush_counts(counts1, col_acc)
             return s, STATUS_DIVERGED
         for o in range(n_out):
             post2[o] = np.float32(delta_out[o])
@@ -125,44 +270,55 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
                 dh[j] = np.float32(_activation_slope(a[j], h[j], act_code, leak) * back)
 
         # output layer writes
-        if k2 < 0:
-            n2 = all2
+        if dense2:
+            _dense_output_update(w2, h, post2, lr2, counts2)
+            meter_dense_closed_form(h, post2, lr2, 1, meter_i, meter_f)
         else:
-            for j in range(kp):
-                abs_pre[j] = abs(np.float64(h[j]))
-            for o in range(n_out):
-                abs_post[o] = abs(np.float64(post2[o]))
-            n2 = topk_outer(abs_pre[:kp], abs_post[:n_out], k2, sel2_i, sel2_j,
-                            cand_s, cand_i, cand_j)
-        write_pairs(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
-                    counts2, hw_params, hw_stats, in_loop_device)
+            if k2 < 0:
+                n2 = all2
+            else:
+                for j in range(kp):
+                    abs_h[j] = abs(np.float64(h[j]))
+                for o in range(n_out):
+                    abs_post[o] = abs(np.float64(post2[o]))
+                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, not plain)
+            if plain:
+                write_plain(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
+                            counts2, True)
+            else:
+                _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i,
+                                  meter_f, counts2, hw_params, hw_stats, in_loop_device,
+                                  row_max)
 
         # input layer writes
-        if fused:
+        if dense1:
             meter_dense_closed_form(xs, dh, lr1, 0, meter_i, meter_f)
-            x_prev[:] = xs
             for j in range(kp):
-                dh_prev[j] = dh[j]
-                nz_prev[j] = 1 if dh[j] != 0.0 else 0
-            pending = True
+                nz_post[j] = dh[j] != 0.0
+            _count_dense(counts1, xs, nz_post, col_acc)
+            pend = PEND_DENSE
         else:
             if k1 < 0:
                 n1 = all1
             else:
                 for i in range(n_in):
-                    abs_pre[i] = abs(np.float64(xs[i]))
+                    abs_x[i] = abs(np.float64(xs[i]))
                 for j in range(kp):
-                    abs_post[j] = abs(np.float64(dh[j]))
-                n1 = topk_outer(abs_pre[:n_in], abs_post[:kp], k1, sel1_i, sel1_j,
-                                cand_s, cand_i, cand_j)
-            write_pairs(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
-                        counts1, hw_params, hw_stats, in_loop_device)
+                    abs_dh[j] = abs(np.float64(dh[j]))
+                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, not plain)
+            if sparse1:
+                write_plain(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
+                            counts1, False)
+                pend = PEND_SPARSE
+                n_pend = n1
+            else:
+                _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i,
+                                  meter_f, counts1, hw_params, hw_stats, in_loop_device,
+                                  row_max)
+        if pend != PEND_NONE:
+            x_prev = xs
+            dh_prev[:] = dh
 
-    if pending:  # flush the last dense update
-        for i in range(n_in):
-            c = np.float32(-lr1_32 * x_prev[i])
-            if c != 0.0:
-                for j in range(kp):
-                    w1[i, j] += c * dh_prev[j]
-                    counts1[i, j] += nz_prev[j]
+    _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
+    _flush_counts(counts1, col_acc)
     return sample_idx.shape[0], STATUS_OK

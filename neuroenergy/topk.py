@@ -1,0 +1,475 @@
+"""Exact selection of the k largest products a[i] * b[j] of two nonnegative vectors, without
+forming the m x n matrix of products.
+
+The result is the set a plain sort of the whole matrix gives (``tests/reference.py``): the k
+largest float64 products, products of zero never selected, pairs listed row by row in
+ascending row order and, within a row, in ascending column order. Among products tied at
+the threshold, the first ones in row-major order are taken.
+
+Method (per call O(m + n + number of bins + k), no allocation)
+---------------------------------------------------------------
+log2(a b) = log2 a + log2 b, so with both logs binned at one common width w a pair in bins
+(p, q) has its log-product in the band [c w, (c + 2) w) (c = p + q, relative to the two
+lower edges), widened by the error of the logs. The number of pairs in bands >= c is
+sum_p hist_a[p] * (columns in bins >= c - p), a sum over the occupied bins of a, so a
+binary search over c finds the band c1 of the k-th largest product. Bands from
+c1 + 2 + s up are certainly in the top k, bands up to c1 - 2 - s certainly out (s: the
+bands the log error spans), and only the pairs in between are compared exactly.
+
+Two levels. The coarse one bins integer keys, the float64 exponent and top 8 mantissa
+bits (key / 256 underestimates log2 by less than ``KEY_ERROR``), with at most
+``NB_COARSE`` bins of a power-of-two width: no floating point at all. It drops the rows
+and columns that cannot reach the candidate bands. If more than ``REFINE_ABOVE``
+candidates remain, the fine level bins accurate logs of the remaining rows and columns
+only (a 257-entry table with linear interpolation, error < ``LOG2_ERROR``) at
+``NB_FINE`` bins, which leaves a few dozen to a few hundred candidates on MNIST training
+vectors. A quickselect over the candidates gives the exact threshold.
+
+Inputs whose products could underflow or overflow (or that hold inf / NaN) take an exact
+fallback that enumerates every pair; float32 magnitudes, which is what training passes,
+never do.
+"""
+import math
+from collections import namedtuple
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+NB_COARSE = 64
+NB_FINE = 1024
+REFINE_ABOVE = 64          # refine when the coarse level leaves more candidates than this
+KEY_SHIFT = 44             # float64 bits >> 44: exponent and the top 8 mantissa bits
+KEY_SCALE = 256.0          # keys per octave
+KEY_ERROR = 0.0901         # log2 v - key / 256 lies in [0, 0.0861 + 1 / 256)
+TABLE_BITS = 8
+_LOG2_TABLE = np.log2(1.0 + np.arange(2 ** TABLE_BITS + 1) / 2 ** TABLE_BITS)
+LOG2_ERROR = 3e-6          # bound on |_log2_table - log2| (interpolation error is 2.8e-6)
+MIN_WIDTH = 1e-4           # smallest fine bin, in octaves
+MARGIN = 1e-9              # octaves kept between the bands and the threshold (rounding)
+SAFE_LOG2 = 1000.0         # log2 products within +-1000 are normal floats
+SMALL_ROW = 12             # rows with fewer selected columns are insertion-sorted
+
+TopkWorkspace = namedtuple(
+    "TopkWorkspace", ["ka", "kb", "la", "lb", "qa", "qb", "rows", "cols", "ha", "hb", "sa",
+                      "sb", "occ_a", "occ_b", "col_order", "bitmap", "cand"])
+
+
+@numba.njit(cache=True)
+def topk_workspace(m, n, cand):
+    """Scratch arrays for :func:`topk_select` on vectors of sizes m and n, around ``cand``,
+    a float64 buffer of m * n (only the first few hundred entries are touched, except by
+    the exact fallback)."""
+    nb = max(NB_COARSE, NB_FINE)
+    return TopkWorkspace(np.empty(m, np.int64), np.empty(n, np.int64), np.empty(m),
+                         np.empty(n), np.empty(m, np.int64), np.empty(n, np.int64),
+                         np.empty(m, np.int64), np.empty(n, np.int64),
+                         np.empty(nb, np.int64), np.empty(nb, np.int64),
+                         np.empty(nb + 1, np.int64), np.empty(nb + 1, np.int64),
+                         np.empty(nb, np.int64), np.empty(nb, np.int64),
+                         np.empty(n, np.int64), np.zeros((n + 63) // 64, np.uint64), cand)
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Count of trailing zero bits (LLVM cttz) of a nonzero integer."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return x(x), codegen
+
+
+@numba.njit(cache=True)
+def _fill_keys(v, keys, idx):
+    """keys[i] = coarse log key of v[i] and idx = the indices with v[i] > 0, ascending.
+    Returns (their number, min key, max key, all of them finite and normal)."""
+    bits = v.view(np.int64)
+    lo = np.int64(1) << 62
+    hi = np.int64(-1)
+    nz = 0
+    normal = True
+    for i in range(v.shape[0]):
+        x = v[i]
+        if x > 0.0:
+            key = bits[i] >> KEY_SHIFT
+            keys[i] = key
+            lo = min(lo, key)
+            hi = max(hi, key)
+            idx[nz] = i
+            nz += 1
+        elif x != x:
+            normal = False
+    exp_lo = lo >> (52 - KEY_SHIFT)
+    exp_hi = hi >> (52 - KEY_SHIFT)
+    if nz > 0 and (exp_lo == 0 or exp_hi == 0x7FF):  # subnormal or inf
+        normal = False
+    return nz, lo, hi, normal
+
+
+@numba.njit(cache=True, inline="always")
+def _log2_table(bits):
+    """log2 of a positive normal float64 from its bits, within LOG2_ERROR."""
+    e = bits >> 52
+    mant = bits & ((np.int64(1) << 52) - 1)
+    t = mant >> (52 - TABLE_BITS)
+    f = (mant & ((np.int64(1) << (52 - TABLE_BITS)) - 1)) * (1.0 / (1 << (52 - TABLE_BITS)))
+    return (e - 1023) + _LOG2_TABLE[t] + (_LOG2_TABLE[t + 1] - _LOG2_TABLE[t]) * f
+
+
+@numba.njit(cache=True, inline="always")
+def _count_from(h, occ, n_occ, s_other, nb, c):
+    """Number of pairs whose band p + q is >= c: sum over the occupied bins p of one side
+    of h[p] * (entries of the other side in bins >= c - p)."""
+    total = 0
+    for t in range(n_occ):
+        p = occ[t]
+        total += h[p] * s_other[min(max(c - p, 0), nb)]  # s_other[nb] == 0
+    return total
+
+
+@numba.njit(cache=True)
+def _band_search(ws, nb, k, slack):
+    """From the histograms ws.ha / ws.hb (nb bins): the suffix counts ws.sa / ws.sb, the
+    occupied bins ws.occ_a / ws.occ_b, and the bands (c_take, c_cand, pairs in bands
+    >= c_take, pairs in [c_cand, c_take))."""
+    ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
+    acc_a = 0
+    acc_b = 0
+    sa[nb] = 0
+    sb[nb] = 0
+    n_occ_a = 0
+    n_occ_b = 0
+    for q in range(nb - 1, -1, -1):  # suffix counts; occupied bins listed high to low
+        acc_a += ha[q]
+        sa[q] = acc_a
+        occ_a[n_occ_a] = q
+        n_occ_a += ha[q] > 0
+        acc_b += hb[q]
+        sb[q] = acc_b
+        occ_b[n_occ_b] = q
+        n_occ_b += hb[q] > 0
+    # sum over the side with fewer occupied bins
+    if n_occ_a <= n_occ_b:
+        h, occ, n_occ, s_other = ha, occ_a, n_occ_a, sb
+    else:
+        h, occ, n_occ, s_other = hb, occ_b, n_occ_b, sa
+    p_max = occ[0]
+    # c1: the largest band c with at least k pairs in bands >= c (band 0 holds them all)
+    lo = 0
+    hi = p_max + nb - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _count_from(h, occ, n_occ, s_other, nb, mid) >= k:
+            lo = mid
+        else:
+            hi = mid - 1
+    c_take = lo + 2 + slack
+    c_cand = lo - 1 - slack
+    n_take = _count_from(h, occ, n_occ, s_other, nb, c_take)
+    n_cand = _count_from(h, occ, n_occ, s_other, nb, c_cand) - n_take
+    return c_take, c_cand, n_take, n_cand
+
+
+@numba.njit(cache=True)
+def _coarse_level(ws, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b, hi_b, k):
+    """Bin the integer keys at a power-of-two width; returns (nb, band search result)."""
+    ka, kb, qa, qb, ha, hb = ws.ka, ws.kb, ws.qa, ws.qb, ws.ha, ws.hb
+    span = max(hi_a - lo_a, hi_b - lo_b)
+    shift = 0
+    while (span >> shift) >= NB_COARSE:
+        shift += 1
+    nb = (span >> shift) + 1
+    ha[:nb] = 0
+    hb[:nb] = 0
+    for t in range(n_rows):
+        i = rows[t]
+        qa[i] = (ka[i] - lo_a) >> shift
+        ha[qa[i]] += 1
+    for t in range(n_cols):
+        j = cols[t]
+        qb[j] = (kb[j] - lo_b) >> shift
+        hb[qb[j]] += 1
+    width = (1 << shift) / KEY_SCALE
+    slack = int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width))
+    return nb, _band_search(ws, nb, k, slack)
+
+
+@numba.njit(cache=True)
+def _fine_level(a, b, ws, rows, n_rows, cols, n_cols, k):
+    """Bin accurate logs of the listed rows and columns; returns (nb, band search result)."""
+    la, lb, qa, qb, ha, hb = ws.la, ws.lb, ws.qa, ws.qb, ws.ha, ws.hb
+    bits_a = a.view(np.int64)
+    bits_b = b.view(np.int64)
+    lo_a = np.inf
+    hi_a = -np.inf
+    for t in range(n_rows):
+        i = rows[t]
+        la[i] = _log2_table(bits_a[i])
+        lo_a = min(lo_a, la[i])
+        hi_a = max(hi_a, la[i])
+    lo_b = np.inf
+    hi_b = -np.inf
+    for t in range(n_cols):
+        j = cols[t]
+        lb[j] = _log2_table(bits_b[j])
+        lo_b = min(lo_b, lb[j])
+        hi_b = max(hi_b, lb[j])
+    # about sqrt(8 pairs) bins balances the work per bin against the work per candidate
+    nb_max = NB_COARSE
+    while nb_max < NB_FINE and nb_max * nb_max < 8 * n_rows * n_cols:
+        nb_max *= 2
+    span = max(hi_a - lo_a, hi_b - lo_b)
+    width = max(span / nb_max * (1.0 + 1e-9), MIN_WIDTH)
+    inv = 1.0 / width
+    nb = min(int(span * inv), nb_max - 1) + 1
+    ha[:nb] = 0
+    hb[:nb] = 0
+    for t in range(n_rows):
+        i = rows[t]
+        qa[i] = min(int((la[i] - lo_a) * inv), nb - 1)
+        ha[qa[i]] += 1
+    for t in range(n_cols):
+        j = cols[t]
+        qb[j] = min(int((lb[j] - lo_b) * inv), nb - 1)
+        hb[qb[j]] += 1
+    slack = int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width))
+    return nb, _band_search(ws, nb, k, slack)
+
+
+@numba.njit(cache=True)
+def _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand):
+    """Keep the rows and columns that have a pair in a band >= c_cand; returns the new
+    counts (the lists stay in ascending order)."""
+    qa_max = 0
+    for t in range(n_rows):
+        qa_max = max(qa_max, qa[rows[t]])
+    qb_max = 0
+    for t in range(n_cols):
+        qb_max = max(qb_max, qb[cols[t]])
+    kept = 0
+    for t in range(n_rows):  # branch-free compaction
+        i = rows[t]
+        rows[kept] = i
+        kept += qa[i] + qb_max >= c_cand
+    n_rows = kept
+    kept = 0
+    for t in range(n_cols):
+        j = cols[t]
+        cols[kept] = j
+        kept += qb[j] + qa_max >= c_cand
+    return n_rows, kept
+
+
+@numba.njit(cache=True)
+def _quickselect_desc(v, n, r):
+    """The r-th largest (r >= 1) of v[:n], reordering v in place (three-way partition, so
+    runs of equal values cost linear time)."""
+    lo = 0
+    hi = n - 1
+    target = r - 1  # position in descending order
+    while True:
+        if lo >= hi:
+            return v[lo]
+        mid = (lo + hi) >> 1
+        a, b, c = v[lo], v[mid], v[hi]  # median of three as the pivot
+        pivot = max(min(a, b), min(max(a, b), c))
+        lt = lo   # v[lo:lt] > pivot, v[lt:i] == pivot, v[gt+1:hi+1] < pivot
+        i = lo
+        gt = hi
+        while i <= gt:
+            x = v[i]
+            if x > pivot:
+                v[i] = v[lt]
+                v[lt] = x
+                lt += 1
+                i += 1
+            elif x < pivot:
+                v[i] = v[gt]
+                v[gt] = x
+                gt -= 1
+            else:
+                i += 1
+        if target < lt:
+            hi = lt - 1
+        elif target > gt:
+            lo = gt + 1
+        else:
+            return pivot
+
+
+@numba.njit(cache=True, inline="always")
+def _sort_row(sel_j, start, stop, bitmap):
+    """Sort the distinct column indices sel_j[start:stop] ascending, in place: insertion
+    sort for short rows, a bitmap of the row (then cleared) for long ones."""
+    if stop - start <= SMALL_ROW:
+        for t in range(start + 1, stop):
+            x = sel_j[t]
+            u = t - 1
+            while u >= start and sel_j[u] > x:
+                sel_j[u + 1] = sel_j[u]
+                u -= 1
+            sel_j[u + 1] = x
+        return
+    w_lo = bitmap.shape[0]
+    w_hi = 0
+    one = np.uint64(1)
+    for t in range(start, stop):
+        j = sel_j[t]
+        w = j >> 6
+        bitmap[w] |= one << np.uint64(j & 63)
+        w_lo = min(w_lo, w)
+        w_hi = max(w_hi, w)
+    t = start
+    for w in range(w_lo, w_hi + 1):
+        word = bitmap[w]
+        while word != 0:
+            sel_j[t] = (w << 6) + np.int64(_cttz(word))
+            t += 1
+            word &= word - one
+        bitmap[w] = 0
+
+
+@numba.njit(cache=True)
+def _select_all_or_fallback(a, b, k, sel_i, sel_j, cand):
+    """Exact selection by enumerating every pair (for k >= all nonzero pairs, or inputs
+    outside the fast path's range)."""
+    m = a.shape[0]
+    n = b.shape[0]
+    n_pos = 0
+    for i in range(m):
+        if a[i] > 0.0:
+            for j in range(n):
+                p = a[i] * b[j]
+                if p > 0.0:
+                    cand[n_pos] = p
+                    n_pos += 1
+    if n_pos == 0:
+        return 0
+    threshold = 0.0
+    ties = 0
+    if k < n_pos:
+        threshold = _quickselect_desc(cand, n_pos, k)
+        n_above = 0
+        for i in range(m):  # cand was reordered: count from the source
+            if a[i] > 0.0:
+                for j in range(n):
+                    if a[i] * b[j] > threshold:
+                        n_above += 1
+        ties = k - n_above
+    n_sel = 0
+    for i in range(m):
+        if a[i] > 0.0:
+            for j in range(n):
+                p = a[i] * b[j]
+                if p > threshold or (p == threshold and p > 0.0 and ties > 0):
+                    if p == threshold:
+                        ties -= 1
+                    sel_i[n_sel] = i
+                    sel_j[n_sel] = j
+                    n_sel += 1
+    return n_sel
+
+
+@numba.njit(cache=True)
+def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
+    """Fill ``sel_i`` / ``sel_j`` with the k largest products a[i] b[j] > 0 (a, b >= 0,
+    C-contiguous float64) in row-major order; returns their number, min(k, number of
+    positive products). ``ws`` is a :func:`topk_workspace` for (len(a), len(b)). With
+    ``ordered=False`` the pairs are only grouped by row (ascending); within a row their
+    order is unspecified (the same set is selected, ties included)."""
+    m = a.shape[0]
+    n = b.shape[0]
+    if k <= 0 or m == 0 or n == 0:
+        return 0
+    qa, qb, rows, cols = ws.qa, ws.qb, ws.rows, ws.cols
+    n_rows, lo_a, hi_a, ok_a = _fill_keys(a, ws.ka, rows)
+    n_cols, lo_b, hi_b, ok_b = _fill_keys(b, ws.kb, cols)
+    if n_rows == 0 or n_cols == 0:
+        return 0
+    safe = (ok_a and ok_b and (lo_a + lo_b) / KEY_SCALE - 2 * 1023 > -SAFE_LOG2
+            and (hi_a + hi_b) / KEY_SCALE - 2 * 1023 < SAFE_LOG2)
+    if not safe or k >= n_rows * n_cols:
+        return _select_all_or_fallback(a, b, k, sel_i, sel_j, ws.cand)
+
+    nb, (c_take, c_cand, n_take, n_cand) = _coarse_level(ws, rows, n_rows, cols, n_cols,
+                                                         lo_a, hi_a, lo_b, hi_b, k)
+    n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
+    if n_cand > REFINE_ABOVE:
+        nb, (c_take, c_cand, n_take, n_cand) = _fine_level(a, b, ws, rows, n_rows, cols,
+                                                           n_cols, k)
+        n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
+
+    # columns ordered by bin, high to low (ascending index within a bin): the columns of
+    # row i in bands >= c are then the first sb[c - qa[i]] of this order
+    hb, sb, col_order, bitmap = ws.hb, ws.sb, ws.col_order, ws.bitmap
+    for q in range(nb):
+        hb[q] = sb[q + 1]   # start of bin q in the high-to-low order
+    for t in range(n_cols):
+        j = cols[t]
+        col_order[hb[qb[j]]] = j
+        hb[qb[j]] += 1
+
+    cand = ws.cand
+    need = k - n_take
+    u_cand = 0
+    for t in range(n_rows):
+        i = rows[t]
+        q_take = c_take - qa[i]
+        q_cand = c_cand - qa[i]
+        u_lo = 0 if q_take >= nb else sb[max(q_take, 0)]
+        u_hi = 0 if q_cand >= nb else sb[max(q_cand, 0)]
+        for u in range(u_lo, u_hi):
+            cand[u_cand] = a[i] * b[col_order[u]]
+            u_cand += 1
+    threshold = _quickselect_desc(cand, n_cand, need)
+    n_above = 0
+    for u in range(n_cand):
+        n_above += cand[u] > threshold
+    ties = need - n_above
+
+    # selected: every product > threshold, and the first `ties` equal to it (row-major)
+    n_sel = 0
+    for t in range(n_rows):
+        i = rows[t]
+        q_take = c_take - qa[i]
+        q_cand = c_cand - qa[i]
+        n_row_take = 0 if q_take >= nb else sb[max(q_take, 0)]
+        n_row_all = 0 if q_cand >= nb else sb[max(q_cand, 0)]
+        if n_row_all == 0:
+            continue
+        ai = a[i]
+        if ordered and n_row_all > SMALL_ROW and 4 * n_row_all >= n_cols:
+            # a long row: scan the window's columns in ascending order instead of sorting
+            for u in range(n_cols):
+                j = cols[u]
+                prod = ai * b[j]
+                if prod > threshold or (prod == threshold and ties > 0):
+                    if prod == threshold:
+                        ties -= 1
+                    sel_i[n_sel] = i
+                    sel_j[n_sel] = j
+                    n_sel += 1
+            continue
+        start = n_sel
+        for u in range(n_row_take):
+            sel_i[n_sel + u] = i
+            sel_j[n_sel + u] = col_order[u]
+        n_sel += n_row_take
+        # within a bin, columns ascend, so tied products in a row are met in column order
+        for u in range(n_row_take, n_row_all):
+            j = col_order[u]
+            prod = ai * b[j]
+            if prod > threshold or (prod == threshold and ties > 0):
+                if prod == threshold:
+                    ties -= 1
+                sel_i[n_sel] = i
+                sel_j[n_sel] = j
+                n_sel += 1
+        if ordered and n_sel - start > 1:
+            _sort_row(sel_j, start, n_sel, bitmap)
+    return n_sel
