@@ -76,6 +76,14 @@ def metric(summary, name):
     return _total(summary, name)
 
 
+def rule_order(label: str):
+    """Sort key: the study's order (backprop, top-fraction, path, combined), then others."""
+    from .rules import RULES
+    names = list(RULES)
+    rule = label.split(" ")[0]
+    return (names.index(rule) if rule in names else len(names), label)
+
+
 def series_by_rule(summaries) -> dict:
     """{series label: {hidden: [summaries]}} of the runs with results (no errors)."""
     good = [s for s in summaries if s.get("status") in ("converged", "not_converged",
@@ -84,7 +92,7 @@ def series_by_rule(summaries) -> dict:
     out = defaultdict(lambda: defaultdict(list))
     for s in good:
         out[series_label(s, varying)][s["hidden"]].append(s)
-    return {k: dict(sorted(v.items())) for k, v in out.items()}
+    return {k: dict(sorted(out[k].items())) for k in sorted(out, key=rule_order)}
 
 
 def curve(runs_by_hidden, name, converged_only=True) -> dict:

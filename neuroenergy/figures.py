@@ -206,7 +206,7 @@ def fig_energy_accuracy(path, summaries, styles, out, target):
         ax.set_ylabel("test accuracy (%)")
     for ax in list(axes.flat)[len(sizes):]:
         ax.set_visible(False)
-    order = sorted(handles, key=_rule_order)
+    order = sorted(handles, key=analysis.rule_order)
     fig.legend([handles[k] for k in order], order, loc="outside lower center",
                ncols=min(len(order), 4), fontsize=8)
     return _finish(fig, out / "energy_accuracy.png",
@@ -243,7 +243,7 @@ def fig_write_maps(path, summaries, out, hidden=None):
         return None
     hidden = hidden if hidden in sizes else sizes[0]
     chosen = {}
-    for s in sorted(runs, key=lambda s: (_rule_order(s["rule"]), s["seed"])):
+    for s in sorted(runs, key=lambda s: (analysis.rule_order(s["rule"]), s["seed"])):
         if s["hidden"] == hidden:
             chosen.setdefault(s["rule"], s)
     plt = _pyplot()
@@ -272,22 +272,13 @@ def fig_write_maps(path, summaries, out, hidden=None):
                    f"Writes per input pixel at {hidden} hidden units (seed {min(chosen.values(), key=lambda s: s['seed'])['seed']})")
 
 
-def _rule_order(label: str):
-    """The study's order (backprop, top-fraction, path, combined), then the others."""
-    from .rules import RULES
-    names = list(RULES)
-    rule = label.split(" ")[0]
-    return (names.index(rule) if rule in names else len(names), label)
-
-
 def plot_results(path, out, hidden_for_maps=None) -> list:
     """Every figure that the runs in ``path`` support, as PNG files in ``out``; returns
     their paths."""
     from .store import read_runs
     summaries = read_runs(path)
     out = Path(out)
-    by_series = dict(sorted(analysis.series_by_rule(summaries).items(),
-                            key=lambda kv: _rule_order(kv[0])))
+    by_series = analysis.series_by_rule(summaries)
     if not by_series:
         return []
     styles = _styles(by_series)

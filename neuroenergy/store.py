@@ -327,27 +327,41 @@ def read_runs(path) -> list:
     return out
 
 
+def _run_names(path) -> list:
+    """Names of the runs in the file and its journal (cheap: no summaries parsed)."""
+    names = []
+    for source in _sources(path):
+        try:
+            with open_for_reading(source) as f:
+                names += [n for n in f.get("runs", {}) if n not in names]
+        except StoreError:
+            if source == Path(path):
+                raise
+    return names
+
+
 @contextmanager
 def _open_run(path, run_id):
     """The group of one run (``run_id`` may be omitted if the file holds one)."""
-    names = [s["run_id"] for s in read_runs(path)]
-    if not names:
-        raise StoreError(f"{path} holds no runs.")
     if run_id is None:
-        if len(names) > 1:
-            raise StoreError(f"{path} holds {len(names)} runs; choose one with --run "
+        names = _run_names(path)
+        if len(names) != 1:
+            raise StoreError(f"{path} holds no runs." if not names else
+                             f"{path} holds {len(names)} runs; choose one with --run "
                              f"(e.g. {names[0]}).")
         run_id = names[0]
-    if run_id not in names:
-        raise StoreError(f"{path} has no run {run_id!r}; it holds {', '.join(names[:10])}"
-                         f"{' ...' if len(names) > 10 else ''}.")
     for source in _sources(path):
-        with open_for_reading(source) as f:
-            if run_id in f.get("runs", {}):
-                yield f["runs"][run_id], run_id
-                return
-    raise StoreError(f"run {run_id!r} of {path} was merged or removed while being read; "
-                     "try again.")
+        try:
+            with open_for_reading(source) as f:
+                if run_id in f.get("runs", {}):
+                    yield f["runs"][run_id], run_id
+                    return
+        except StoreError:
+            if source == Path(path):
+                raise
+    names = _run_names(path)
+    raise StoreError(f"{path} has no run {run_id!r}; it holds {', '.join(names[:10])}"
+                     f"{' ...' if len(names) > 10 else ''}.")
 
 
 def load_network(path, run_id=None):
