@@ -47,6 +47,26 @@ def _activation_slope(a, h, code, leak):
 
 
 @numba.njit(cache=True)
+def activate_inplace(a, code, leak, clamped_cols):
+    """h = act(a) in place for a float32 block (rows, units), with the arithmetic of
+    ``network.activate`` (the leak rounded to float32 first, NaN kept); the columns listed in
+    ``clamped_cols`` are set to 1. ReLU and leaky ReLU only (sigmoid stays in numpy)."""
+    leak32 = np.float32(leak)
+    zero = np.float32(0.0)
+    for r in range(a.shape[0]):
+        if code == ACT_LEAKY_RELU:
+            for j in range(a.shape[1]):
+                v = a[r, j]
+                a[r, j] = v if v > zero else leak32 * v
+        else:
+            for j in range(a.shape[1]):
+                v = a[r, j]
+                a[r, j] = zero if v <= zero else v
+        for t in range(clamped_cols.shape[0]):
+            a[r, clamped_cols[t]] = np.float32(1.0)
+
+
+@numba.njit(cache=True)
 def output_error(z, label, loss_code, delta_out):
     """delta_out = dLoss/dz for one sample: z - onehot (squared error, with the 1/2) or
     softmax(z) - onehot (cross-entropy). Returns False if z is not finite."""
