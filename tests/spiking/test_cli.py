@@ -10,6 +10,8 @@ import pytest
 from neuroenergy.errors import ConfigError, DependencyError
 from neuroenergy.spiking.cli import add_spiking_parser, parse_ms
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pyparsing")
+
 
 def run_cli(argv):
     """Parse ``argv`` with a parser that holds only the spiking command and run it."""

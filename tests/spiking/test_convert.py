@@ -9,7 +9,9 @@ from neuroenergy.spiking.energy import inference_energy, rate_macs_per_image
 
 from spiking_reference import simulate_converted
 
-pytestmark = pytest.mark.brian2
+# brian2 2.9 parses equations with pyparsing arguments that pyparsing 3.3 deprecates
+pytestmark = [pytest.mark.brian2,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning:pyparsing")]
 brian2 = pytest.importorskip("brian2")
 
 NUMPY = dict(target="numpy")

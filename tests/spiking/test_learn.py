@@ -7,7 +7,9 @@ from neuroenergy.errors import ConfigError
 from neuroenergy.spiking import LearnConfig, train_spiking
 from neuroenergy.spiking.learn import encode, rate_equivalent_scores
 
-pytestmark = pytest.mark.brian2
+# brian2 2.9 parses equations with pyparsing arguments that pyparsing 3.3 deprecates
+pytestmark = [pytest.mark.brian2,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning:pyparsing")]
 brian2 = pytest.importorskip("brian2")
 
 # tiny runs: 12 hidden units, 20 ms presentations, two chunks of 25 (one Brian2 run each)
