@@ -35,7 +35,8 @@ def plot_comparison(summaries, path) -> Path:
         return [[getter(s) for s in summaries if s["rule"] == r] for r in rules]
 
     def bars(ax, values, label, color=None, offset=0.0, width=0.6, hatch=None):
-        means = [np.nanmean(v) if len(v) else np.nan for v in values]
+        means = [np.mean(f) if len(f := [x for x in v if np.isfinite(x)]) else np.nan
+                 for v in values]
         colors = color or [rule_color(r) for r in rules]
         ax.bar(x + offset, means, width=width, color=colors, alpha=0.85, label=label,
                hatch=hatch, edgecolor="white")

@@ -184,13 +184,15 @@ def test_failing_run_is_stored_as_error_and_the_sweep_goes_on(tiny, tmp_path, mo
 
 
 def test_dying_worker_is_retried_then_stored_as_error(tiny, tmp_path, monkeypatch):
-    sweep = parse_sweep(_doc(tiny))
-    victim = sweep.points[3]
+    import tomllib
+    sweep = parse_sweep(tomllib.loads(tiny_sweep(tiny, hidden=(20, 30), seeds=2,
+                                                 rules=['name = "backprop"'])))
+    victim = sweep.points[1]
     monkeypatch.setenv(FAULT_ENV, f"die:{victim.key}")
-    report = run_sweep(sweep, tmp_path / "r.h5", executor="processes", workers=2,
+    report = run_sweep(sweep, tmp_path / "r.h5", executor="processes", workers=1,
                        progress=False)
     runs = {s["key"]: s for s in read_runs(tmp_path / "r.h5")}
-    assert len(runs) == 12 and report["counts"]["error"] == 1
+    assert len(runs) == 4 and report["counts"]["error"] == 1
     assert runs[victim.key]["status"] == "error"
     assert "worker process died" in runs[victim.key]["error"]
 
