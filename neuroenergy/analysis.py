@@ -13,6 +13,16 @@ GROUP_FIELDS_IGNORED = ("hidden", "seed", "rule")
 BASELINE_RULE = "backprop"
 
 
+def hidden_key(summary):
+    """The network size of a run: an int, or a tuple for several hidden layers."""
+    h = summary["hidden"]
+    return tuple(h) if isinstance(h, list) else h
+
+
+def _size_order(h):
+    return (isinstance(h, tuple), h)
+
+
 def status_counts(summaries) -> dict:
     counts = Counter(s.get("status", "unreadable") for s in summaries)
     return {**{k: counts.get(k, 0) for k in STATUSES},
@@ -91,8 +101,9 @@ def series_by_rule(summaries) -> dict:
     varying = varying_fields(good)
     out = defaultdict(lambda: defaultdict(list))
     for s in good:
-        out[series_label(s, varying)][s["hidden"]].append(s)
-    return {k: dict(sorted(out[k].items())) for k in sorted(out, key=rule_order)}
+        out[series_label(s, varying)][hidden_key(s)].append(s)
+    return {k: dict(sorted(out[k].items(), key=lambda kv: _size_order(kv[0])))
+            for k in sorted(out, key=rule_order)}
 
 
 def curve(runs_by_hidden, name, converged_only=True) -> dict:
@@ -112,14 +123,15 @@ def savings(summaries, measure="M1") -> dict:
     base = {}
     for s in good:
         if s["rule"] == BASELINE_RULE:
-            base[(s["hidden"], s["seed"], _context(s, varying))] = _total(s, measure)
+            base[(hidden_key(s), s["seed"], _context(s, varying))] = _total(s, measure)
     ratios = defaultdict(lambda: defaultdict(list))
     for s in good:
-        b = base.get((s["hidden"], s["seed"], _context(s, varying)))
+        b = base.get((hidden_key(s), s["seed"], _context(s, varying)))
         value = _total(s, measure)
         if s["rule"] != BASELINE_RULE and b and value:
-            ratios[series_label(s, varying)][s["hidden"]].append(b / value)
-    return {k: {h: mean_ci(v) for h, v in sorted(d.items())} for k, d in ratios.items()}
+            ratios[series_label(s, varying)][hidden_key(s)].append(b / value)
+    return {k: {h: mean_ci(d[h]) for h in sorted(d, key=_size_order)}
+            for k, d in ratios.items()}
 
 
 def summary_rows(summaries) -> list:
@@ -140,6 +152,11 @@ def summary_rows(summaries) -> list:
     return rows
 
 
+def size_text(hidden) -> str:
+    """'1,000', or '300x100' for several hidden layers."""
+    return "x".join(map(str, hidden)) if isinstance(hidden, tuple) else f"{hidden:,}"
+
+
 def _ci_text(ci, fmt):
     mean, lo, hi, n = ci
     if n == 0:
@@ -156,7 +173,7 @@ def format_summary(rows) -> str:
             "savings M1"]
     table = [head]
     for r in rows:
-        table.append([r["series"], str(r["hidden"]), str(r["runs"]), str(r["converged"]),
+        table.append([r["series"], size_text(r["hidden"]), str(r["runs"]), str(r["converged"]),
                       _ci_text(r["epochs"], ".2f"), _ci_text(r["M0"], ".3g"),
                       _ci_text(r["M1"], ".3g"), _ci_text(r["inefficiency_M1"], ".1f"),
                       _ci_text(r["savings_M1"], ".2f") if r["rule"] != BASELINE_RULE else "1"])

@@ -69,6 +69,12 @@ def _died_record(task, why):
     return error_record(task["config"], why, task["key"])
 
 
+def _cost(task):
+    """Sort key, largest networks first (the pool then ends on short runs)."""
+    hidden = task["config"]["hidden"]
+    return -(sum(hidden) if isinstance(hidden, list) else hidden)
+
+
 def _tasks(points, store_weights):
     return [{"config": p.config, "key": p.key, "store_weights": store_weights} for p in points]
 
@@ -128,7 +134,7 @@ class ProcessExecutor:
         from concurrent.futures.process import BrokenProcessPool
         # largest networks first: the pool then finishes with short runs (smaller makespan)
         queue = deque(sorted(_tasks(points, store_weights),
-                             key=lambda t: -t["config"]["hidden"]))
+                             key=_cost))
         suspects = deque()  # runs lost with a dying worker: retried one at a time
         deaths = {}
         in_flight = {}
@@ -217,7 +223,7 @@ class DaskExecutor:
 
     def run(self, points, store_weights):
         from distributed import as_completed
-        tasks = sorted(_tasks(points, store_weights), key=lambda t: -t["config"]["hidden"])
+        tasks = sorted(_tasks(points, store_weights), key=_cost)
         with self._client() as client:
             futures = {client.submit(run_point, t, key=f"neuroenergy-run-{t['key']}",
                                      pure=False): t for t in tasks}

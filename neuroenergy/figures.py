@@ -62,8 +62,9 @@ def _trend(ax, by_series, styles, name, converged_only=True, transform=None):
         dodge = 10 ** ((i - (n - 1) / 2) * 0.018)
         stats = (transform(label) if transform else analysis.curve(by_hidden, name,
                                                                    converged_only))
-        xs = [h for h, s in stats.items() if s[3] > 0]
-        sizes += list(by_hidden)
+        # several hidden layers have no place on a size axis: they are in `show`
+        xs = [h for h, s in stats.items() if s[3] > 0 and not isinstance(h, tuple)]
+        sizes += [h for h in by_hidden if not isinstance(h, tuple)]
         if not xs:
             continue
         mean = np.array([stats[h][0] for h in xs])
@@ -79,6 +80,8 @@ def _trend(ax, by_series, styles, name, converged_only=True, transform=None):
         values += list(mean) + list(lo[ok]) + list(hi[ok])
         if transform is None:
             for h, runs in by_hidden.items():
+                if isinstance(h, tuple):
+                    continue
                 seeds = [analysis.metric(r, name) for r in runs
                          if r["status"] == "converged" or not converged_only]
                 seeds = [v for v in seeds if v is not None]
@@ -135,7 +138,7 @@ def fig_epochs(by_series, styles, out, target):
         color = styles[label][0]
         for h, runs in by_hidden.items():
             missed = [r["epochs"] for r in runs if r["status"] != "converged"]
-            if missed:
+            if missed and not isinstance(h, tuple):
                 ax.plot([h] * len(missed), missed, "x", color=color, ms=7, mew=1.5)
                 values += missed
     _log_if_wide(ax, values)
@@ -171,7 +174,7 @@ def fig_energy_accuracy(path, summaries, styles, out, target):
     plt = _pyplot()
     varying = analysis.varying_fields([s for s in summaries if s.get("status") != "error"])
     runs = [s for s in summaries if s.get("status") in ("converged", "not_converged")]
-    sizes = sorted({s["hidden"] for s in runs})
+    sizes = sorted({analysis.hidden_key(s) for s in runs}, key=analysis._size_order)
     if not sizes:
         return None
     ncols = min(len(sizes), 3)
@@ -182,7 +185,7 @@ def fig_energy_accuracy(path, summaries, styles, out, target):
     handles, lowest = {}, 100.0
     for ax, hidden in zip(axes.flat, sizes):
         for s in runs:
-            if s["hidden"] != hidden:
+            if analysis.hidden_key(s) != hidden:
                 continue
             c = load_run(path, s["run_id"], parts=("curves",)).get("curves", {})
             if "M1_input" not in c:
@@ -197,7 +200,7 @@ def fig_energy_accuracy(path, summaries, styles, out, target):
                 lowest = min(lowest, float(np.nanmin(accuracy)))
         ax.axhline(100 * target, color="0.5", lw=0.8, ls=":")
         ax.set(xscale="log", xlabel="cumulative M1 (weight units)",
-               title=f"{hidden} hidden units")
+               title=f"{analysis.size_text(hidden)} hidden units")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, alpha=0.3)
     # from just below the first evaluation up to 100%: the approach to the target matters
@@ -238,13 +241,13 @@ def fig_write_maps(path, summaries, out, hidden=None):
     28x28 write-count maps of the most-written hidden units of one run."""
     from .store import load_run
     runs = [s for s in summaries if s.get("status") in ("converged", "not_converged")]
-    sizes = sorted({s["hidden"] for s in runs})
+    sizes = sorted({analysis.hidden_key(s) for s in runs}, key=analysis._size_order)
     if not sizes:
         return None
     hidden = hidden if hidden in sizes else sizes[0]
     chosen = {}
     for s in sorted(runs, key=lambda s: (analysis.rule_order(s["rule"]), s["seed"])):
-        if s["hidden"] == hidden:
+        if analysis.hidden_key(s) == hidden:
             chosen.setdefault(s["rule"], s)
     plt = _pyplot()
     ncols = N_MAP_UNITS + 1
@@ -269,7 +272,7 @@ def fig_write_maps(path, summaries, out, hidden=None):
                 fig.colorbar(im, ax=ax, shrink=0.8, label="writes" if i else "writes (sum)")
         row[0].set_ylabel(rule, fontsize=10, color=rule_color(rule), fontweight="bold")
     return _finish(fig, out / "write_maps.png",
-                   f"Writes per input pixel at {hidden} hidden units (seed {min(chosen.values(), key=lambda s: s['seed'])['seed']})")
+                   f"Writes per input pixel at {analysis.size_text(hidden)} hidden units (seed {min(chosen.values(), key=lambda s: s['seed'])['seed']})")
 
 
 def plot_results(path, out, hidden_for_maps=None) -> list:

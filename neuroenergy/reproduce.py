@@ -178,7 +178,7 @@ def write_report(results, out: Path, figures, sweep_report, quick) -> Path:
         "backprop's M1 / the rule's M1 for the same size and seed.", "",
         _md_table(["rule", "hidden", "converged", "epochs", "M0", "M1", "M1/M1_min",
                    "savings M1", "test acc."],
-                  [[r["series"], f"{r['hidden']:,}", f"{r['converged']}/{r['runs']}",
+                  [[r["series"], analysis.size_text(r["hidden"]), f"{r['converged']}/{r['runs']}",
                     _ci(r["epochs"], ".2f"), _ci(r["M0"], ".3g"), _ci(r["M1"], ".3g"),
                     _ci(r["inefficiency_M1"], ".1f"),
                     "1" if r["rule"] == "backprop" else _ci(r["savings_M1"], ".2f"),

@@ -43,7 +43,7 @@ def write_sweep(tmp_path, text, name="sweep.toml"):
      "The 'p' parameter of TopFraction must be a float in the range (0, 1]. Got 2.0"),
     ("hidden = 20\n[[rule]]\nname = 'backprop'\np = 0.1\n", "unknown field 'p'"),
     ("hidden = 20\n[sweep]\nstore_weight = true\n", "Did you mean 'store_weights'?"),
-    ("hidden = [[20]]\n", "must be a value or a list of values"),
+    ("hidden = [[20], 30]\n", "must be a value, a list of values or a list of lists"),
     ("hidden = 20\nseed = 1\nseeds = 2\n", "not both"),
     ("hidden = [20\n", "is not valid TOML"),
 ])
@@ -87,6 +87,8 @@ def test_hardware_list_is_one_value_and_list_of_lists_an_axis():
     assert len(one.points) == 1 and one.points[0].config["hardware"] == ["pcm", "sram-22nm"]
     axis = parse_sweep({"hidden": 20, "hardware": [["pcm"], ["sram-22nm"]]})
     assert len(axis.points) == 2
+    layers = parse_sweep({"hidden": [[30, 20], [40]]})
+    assert [p.config["hidden"] for p in layers.points] == [[30, 20], 40]
 
 
 # ----------------------------------------------------------------------------- executors
