@@ -261,3 +261,29 @@ def test_second_writer_is_refused(tiny, tmp_path):
         code = cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial"])
     assert code == 2
     assert len(read_runs(out)) == 0
+
+
+def test_sweep_on_a_running_dask_scheduler(tiny, tmp_path):
+    from distributed import LocalCluster
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20,), seeds=2,
+                                            rules=['name = "backprop"']))
+    out = tmp_path / "r.h5"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        code = cli.main(["sweep", str(path), "--out", str(out), "--scheduler",
+                         cluster.scheduler_address, "--quiet"])
+    assert code == 0
+    assert len(read_runs(out)) == 2
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--scheduler", "tcp://127.0.0.1:8786", "--dask-local", "2"], "not both"),
+    (["--dask-local", "0"], "'--dask-local' option must be an int >= 1"),
+    (["--workers", "0"], "'--workers' option must be an int >= 1"),
+    (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers has no effect"),
+])
+def test_bad_executor_options(tiny, tmp_path, capsys, options, expected):
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20,), seeds=1))
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "r.h5"), *options]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "r.h5").exists()
