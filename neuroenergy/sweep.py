@@ -273,14 +273,14 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
             raise StoreError(f"{out} already holds {n} runs. Rerun with --resume to run only the "
                              "missing points of this sweep, or choose another --out.")
     runner = make_executor(executor, workers=workers, scheduler=scheduler)
+    if not runner.remote:  # a remote cluster's workers have their own copies
+        _check_data(sweep.points)
     counts = {"converged": 0, "not_converged": 0, "diverged": 0, "error": 0}
     start = time.monotonic()
     with ResultsWriter(out) as writer:
         done_keys = writer.keys()
         todo = [p for p in sweep.points if p.key not in done_keys]
         skipped = len(sweep.points) - len(todo)
-        if todo and not runner.remote:
-            _check_data(todo)
         writer.set_attrs({"sweep_name": sweep.name, "sweep_toml": sweep.text or "",
                           "sweep_points": len(sweep.points)})
         bar = _Bar(len(todo), skipped, counts, enabled=progress, label=runner.describe())

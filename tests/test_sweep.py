@@ -287,3 +287,10 @@ def test_bad_executor_options(tiny, tmp_path, capsys, options, expected):
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "r.h5"), *options]) == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "r.h5").exists()
+
+
+def test_missing_data_set_fails_before_the_file_is_made(tmp_path, capsys):
+    path = write_sweep(tmp_path, f"hidden = 20\ndataset = {str(tmp_path / 'nowhere')!r}\n")
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "r.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "r.h5").exists()
