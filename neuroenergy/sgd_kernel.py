@@ -16,8 +16,9 @@ corrections for the rows whose input is zero, added into ``counts1`` at the end 
 Weights are the same as applying every update at once, bit for bit: each synapse gets the
 same float32 operation, ``w + float32(float32(-lr) * pre) * post``, in the same order.
 
-With hardware tallies, a device in the loop, or the alpha meter on a dense layer, every
-write goes through :func:`kernels.write_pairs` in row-major order, as soon as it is decided.
+With hardware tallies or a device in the loop, a second kernel runs: every write goes
+through :func:`kernels.write_pairs` in row-major order, as soon as it is decided (the tallies
+draw random numbers in that order). Runs without hardware never compile it.
 """
 import numba
 import numpy as np
@@ -178,10 +179,185 @@ def _dense_output_update(w2, h, post2, lr2, counts2):
 
 
 @numba.njit(cache=True)
+def _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z, delta_out,
+            post2, dh):
+    """From the input-layer potentials ``a``: hidden activities h, output error post2
+    (float32 of dLoss/dz) and hidden error dh, from the output weights before this sample
+    changes them. Returns False if the output is not finite."""
+    kp, n_out = w2.shape
+    for j in range(kp):
+        h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
+    for o in range(n_out):
+        z[o] = offset[row, o] if offset.shape[0] > 0 else 0.0
+    for j in range(kp):
+        hj = np.float64(h[j])
+        for o in range(n_out):
+            z[o] += hj * np.float64(w2[j, o])
+    if not output_error(z, y[row], loss_code, delta_out):
+        return False
+    for o in range(n_out):
+        post2[o] = np.float32(delta_out[o])
+    for j in range(kp):
+        if clamped[j]:
+            dh[j] = 0.0
+        else:
+            back = 0.0
+            for o in range(n_out):
+                back += np.float64(w2[j, o]) * np.float64(post2[o])
+            dh[j] = np.float32(_activation_slope(a[j], h[j], act_code, leak) * back)
+    return True
+
+
+@numba.njit(cache=True)
+def _abs64(v, out):
+    for i in range(v.shape[0]):
+        out[i] = abs(np.float64(v[i]))
+
+
+@numba.njit(cache=True)
+def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
+                 lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2):
+    """:func:`train_chunk` for float weights without hardware tallies."""
+    n_in, kp = w1.shape
+    n_out = w2.shape[1]
+    lr1_32 = np.float32(lr1)
+    dense1 = k1 < 0 and alpha < 0.0   # folded dense update, closed-form meter
+    dense2 = k2 < 0 and alpha < 0.0   # in place, closed-form meter
+
+    a = np.zeros(kp, np.float32)
+    h = np.zeros(kp, np.float32)
+    z = np.zeros(n_out)
+    delta_out = np.zeros(n_out)
+    post2 = np.zeros(n_out, np.float32)
+    dh = np.zeros(kp, np.float32)
+    dh_prev = np.zeros(kp, np.float32)
+    nz_post = np.zeros(kp, np.int32)
+    col_acc = np.zeros(kp, np.int32)
+    abs_x = np.zeros(n_in)
+    abs_dh = np.zeros(kp)
+    abs_h = np.zeros(kp)
+    abs_post = np.zeros(n_out)
+    size1 = n_in * kp if not dense1 else 1
+    sel1_i = np.empty(size1, np.int64)
+    sel1_j = np.empty(size1, np.int64)
+    sel2_i = np.empty(kp * n_out, np.int64)
+    sel2_j = np.empty(kp * n_out, np.int64)
+    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
+                         np.empty(size1 if k1 >= 0 else 1))
+    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
+                         np.empty(kp * n_out if k2 >= 0 else 1))
+    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if (k1 < 0 and not dense1) else 0
+    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if (k2 < 0 and not dense2) else 0
+
+    pend = PEND_NONE
+    n_pend = 0
+    x_prev = abs_x.astype(np.float32)
+    for s in range(sample_idx.shape[0]):
+        row = sample_idx[s]
+        xs = x[row]
+        _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
+        pend = PEND_NONE
+        if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
+                       delta_out, post2, dh):
+            _flush_counts(counts1, col_acc)
+            return s, STATUS_DIVERGED
+
+        # output layer
+        if dense2:
+            _dense_output_update(w2, h, post2, lr2, counts2)
+            meter_dense_closed_form(h, post2, lr2, 1, meter_i, meter_f)
+        else:
+            n2 = all2
+            if k2 >= 0:
+                _abs64(h, abs_h)
+                _abs64(post2, abs_post)
+                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
+            write_plain(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
+                        counts2, True)
+
+        # input layer: metered and counted now, weights written in the next forward pass
+        if dense1:
+            meter_dense_closed_form(xs, dh, lr1, 0, meter_i, meter_f)
+            for j in range(kp):
+                nz_post[j] = dh[j] != 0.0
+            _count_dense(counts1, xs, nz_post, col_acc)
+            pend = PEND_DENSE
+        else:
+            n1 = all1
+            if k1 >= 0:
+                _abs64(xs, abs_x)
+                _abs64(dh, abs_dh)
+                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
+            write_plain(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
+                        counts1, False)
+            pend = PEND_SPARSE
+            n_pend = n1
+        x_prev = xs
+        for j in range(kp):  # a loop, not dh_prev[:] = dh: no shape-check code to compile
+            dh_prev[j] = dh[j]
+
+    _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
+    _flush_counts(counts1, col_acc)
+    return sample_idx.shape[0], STATUS_OK
+
+
+@numba.njit(cache=True)
+def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
+                   lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, hw_params,
+                   hw_stats, in_loop_device, seed):
+    """:func:`train_chunk` with hardware tallies or a device in the loop."""
+    np.random.seed(seed)
+    n_in, kp = w1.shape
+    n_out = w2.shape[1]
+    a = np.zeros(kp, np.float32)
+    h = np.zeros(kp, np.float32)
+    z = np.zeros(n_out)
+    delta_out = np.zeros(n_out)
+    post2 = np.zeros(n_out, np.float32)
+    dh = np.zeros(kp, np.float32)
+    row_max = np.zeros(max(hw_params.shape[0], 1))
+    abs_x = np.zeros(n_in)
+    abs_dh = np.zeros(kp)
+    abs_h = np.zeros(kp)
+    abs_post = np.zeros(n_out)
+    sel1_i = np.empty(n_in * kp, np.int64)
+    sel1_j = np.empty(n_in * kp, np.int64)
+    sel2_i = np.empty(kp * n_out, np.int64)
+    sel2_j = np.empty(kp * n_out, np.int64)
+    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
+                         np.empty(n_in * kp if k1 >= 0 else 1))
+    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
+                         np.empty(kp * n_out if k2 >= 0 else 1))
+    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if k1 < 0 else 0
+    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if k2 < 0 else 0
+    for s in range(sample_idx.shape[0]):
+        row = sample_idx[s]
+        xs = x[row]
+        _forward_input(xs, w1, a, PEND_NONE, xs, dh, np.float32(lr1), sel1_i, sel1_j, 0)
+        if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
+                       delta_out, post2, dh):
+            return s, STATUS_DIVERGED
+        n2 = all2
+        if k2 >= 0:
+            _abs64(h, abs_h)
+            _abs64(post2, abs_post)
+            n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
+        _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
+                          counts2, hw_params, hw_stats, in_loop_device, row_max)
+        n1 = all1
+        if k1 >= 0:
+            _abs64(xs, abs_x)
+            _abs64(dh, abs_dh)
+            n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
+        _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
+                          counts1, hw_params, hw_stats, in_loop_device, row_max)
+    return sample_idx.shape[0], STATUS_OK
+
+
 def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code,
                 lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2,
                 hw_params, hw_stats, in_loop_device, seed):
-    """Train on ``x[sample_idx]`` one sample at a time.
+    """Train on ``x[sample_idx]`` one sample at a time (compiled; see the module docstring).
 
     Parameters
     ----------
@@ -201,124 +377,10 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     -------
     (samples done, status) with status ``STATUS_OK`` or ``STATUS_DIVERGED``.
     """
-    np.random.seed(seed)
-    n_in, kp = w1.shape
-    n_out = w2.shape[1]
-    n_dev = hw_params.shape[0]
-    use_offset = offset.shape[0] > 0
-    lr1_32 = np.float32(lr1)
-    plain = n_dev == 0 and in_loop_device < 0   # float weights, nothing tallied per write
-    dense1 = k1 < 0 and plain and alpha < 0.0   # folded dense update, closed-form meter
-    sparse1 = k1 >= 0 and plain                 # folded selected writes
-    dense2 = k2 < 0 and plain and alpha < 0.0
-
-    a = np.zeros(kp, np.float32)
-    h = np.zeros(kp, np.float32)
-    z = np.zeros(n_out)
-    delta_out = np.zeros(n_out)
-    post2 = np.zeros(n_out, np.float32)
-    dh = np.zeros(kp, np.float32)
-    dh_prev = np.zeros(kp, np.float32)
-    nz_post = np.zeros(kp, np.int32)
-    col_acc = np.zeros(kp, np.int32)
-    row_max = np.zeros(max(n_dev, 1))
-    abs_x = np.zeros(n_in)
-    abs_dh = np.zeros(kp)
-    abs_h = np.zeros(kp)
-    abs_post = np.zeros(n_out)
-    size1 = n_in * kp if not dense1 else 1
-    sel1_i = np.empty(size1, np.int64)
-    sel1_j = np.empty(size1, np.int64)
-    sel2_i = np.empty(kp * n_out, np.int64)
-    sel2_j = np.empty(kp * n_out, np.int64)
-    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
-                         np.empty(size1 if k1 >= 0 else 1))
-    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
-                         np.empty(kp * n_out if k2 >= 0 else 1))
-    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if (k1 < 0 and not dense1) else 0
-    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if (k2 < 0 and not dense2) else 0
-
-    pend = PEND_NONE
-    n_pend = 0
-    x_prev = x[0] if x.shape[0] > 0 else abs_x.astype(np.float32)
-    for s in range(sample_idx.shape[0]):
-        row = sample_idx[s]
-        xs = x[row]
-        _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
-        pend = PEND_NONE
-        for j in range(kp):
-            h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
-        for o in range(n_out):
-            z[o] = offset[row, o] if use_offset else 0.0
-        for j in range(kp):
-            hj = np.float64(h[j])
-            for o in range(n_out):
-                z[o] += hj * np.float64(w2[j, o])
-        if not output_error(z, y[row], loss_code, delta_out):
-            _flush_counts(counts1, col_acc)
-            return s, STATUS_DIVERGED
-        for o in range(n_out):
-            post2[o] = np.float32(delta_out[o])
-        # hidden error from the output weights before this sample changes them
-        for j in range(kp):
-            if clamped[j]:
-                dh[j] = 0.0
-            else:
-                back = 0.0
-                for o in range(n_out):
-                    back += np.float64(w2[j, o]) * np.float64(post2[o])
-                dh[j] = np.float32(_activation_slope(a[j], h[j], act_code, leak) * back)
-
-        # output layer writes
-        if dense2:
-            _dense_output_update(w2, h, post2, lr2, counts2)
-            meter_dense_closed_form(h, post2, lr2, 1, meter_i, meter_f)
-        else:
-            if k2 < 0:
-                n2 = all2
-            else:
-                for j in range(kp):
-                    abs_h[j] = abs(np.float64(h[j]))
-                for o in range(n_out):
-                    abs_post[o] = abs(np.float64(post2[o]))
-                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, not plain)
-            if plain:
-                write_plain(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
-                            counts2, True)
-            else:
-                _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i,
-                                  meter_f, counts2, hw_params, hw_stats, in_loop_device,
-                                  row_max)
-
-        # input layer writes
-        if dense1:
-            meter_dense_closed_form(xs, dh, lr1, 0, meter_i, meter_f)
-            for j in range(kp):
-                nz_post[j] = dh[j] != 0.0
-            _count_dense(counts1, xs, nz_post, col_acc)
-            pend = PEND_DENSE
-        else:
-            if k1 < 0:
-                n1 = all1
-            else:
-                for i in range(n_in):
-                    abs_x[i] = abs(np.float64(xs[i]))
-                for j in range(kp):
-                    abs_dh[j] = abs(np.float64(dh[j]))
-                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, not plain)
-            if sparse1:
-                write_plain(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
-                            counts1, False)
-                pend = PEND_SPARSE
-                n_pend = n1
-            else:
-                _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i,
-                                  meter_f, counts1, hw_params, hw_stats, in_loop_device,
-                                  row_max)
-        if pend != PEND_NONE:
-            x_prev = xs
-            dh_prev[:] = dh
-
-    _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
-    _flush_counts(counts1, col_acc)
-    return sample_idx.shape[0], STATUS_OK
+    if hw_params.shape[0] == 0 and in_loop_device < 0:
+        return _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak,
+                            loss_code, lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1,
+                            counts2)
+    return _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code,
+                          lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2,
+                          hw_params, hw_stats, in_loop_device, seed)

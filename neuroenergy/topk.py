@@ -133,11 +133,10 @@ def _count_from(h, occ, n_occ, s_other, nb, c):
 
 
 @numba.njit(cache=True)
-def _band_search(ws, nb, k, slack):
-    """From the histograms ws.ha / ws.hb (nb bins): the suffix counts ws.sa / ws.sb, the
-    occupied bins ws.occ_a / ws.occ_b, and the bands (c_take, c_cand, pairs in bands
-    >= c_take, pairs in [c_cand, c_take))."""
-    ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
+def _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack):
+    """From the histograms ha / hb (nb bins): the suffix counts sa / sb, the occupied bins
+    occ_a / occ_b, and the bands (c_take, c_cand, pairs in bands >= c_take, pairs in
+    [c_cand, c_take))."""
     acc_a = 0
     acc_b = 0
     sa[nb] = 0
@@ -176,9 +175,9 @@ def _band_search(ws, nb, k, slack):
 
 
 @numba.njit(cache=True)
-def _coarse_level(ws, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b, hi_b, k):
-    """Bin the integer keys at a power-of-two width; returns (nb, band search result)."""
-    ka, kb, qa, qb, ha, hb = ws.ka, ws.kb, ws.qa, ws.qb, ws.ha, ws.hb
+def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b,
+                  hi_b):
+    """Bin the integer keys at a power-of-two width; returns (bins, slack in bands)."""
     span = max(hi_a - lo_a, hi_b - lo_b)
     shift = 0
     while (span >> shift) >= NB_COARSE:
@@ -195,14 +194,12 @@ def _coarse_level(ws, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b, hi_b, k):
         qb[j] = (kb[j] - lo_b) >> shift
         hb[qb[j]] += 1
     width = (1 << shift) / KEY_SCALE
-    slack = int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width))
-    return nb, _band_search(ws, nb, k, slack)
+    return nb, int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width))
 
 
 @numba.njit(cache=True)
-def _fine_level(a, b, ws, rows, n_rows, cols, n_cols, k):
-    """Bin accurate logs of the listed rows and columns; returns (nb, band search result)."""
-    la, lb, qa, qb, ha, hb = ws.la, ws.lb, ws.qa, ws.qb, ws.ha, ws.hb
+def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
+    """Bin accurate logs of the listed rows and columns; returns (bins, slack in bands)."""
     bits_a = a.view(np.int64)
     bits_b = b.view(np.int64)
     lo_a = np.inf
@@ -237,8 +234,7 @@ def _fine_level(a, b, ws, rows, n_rows, cols, n_cols, k):
         j = cols[t]
         qb[j] = min(int((lb[j] - lo_b) * inv), nb - 1)
         hb[qb[j]] += 1
-    slack = int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width))
-    return nb, _band_search(ws, nb, k, slack)
+    return nb, int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width))
 
 
 @numba.njit(cache=True)
@@ -396,17 +392,20 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     if not safe or k >= n_rows * n_cols:
         return _select_all_or_fallback(a, b, k, sel_i, sel_j, ws.cand)
 
-    nb, (c_take, c_cand, n_take, n_cand) = _coarse_level(ws, rows, n_rows, cols, n_cols,
-                                                         lo_a, hi_a, lo_b, hi_b, k)
+    ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
+    nb, slack = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a,
+                              hi_a, lo_b, hi_b)
+    c_take, c_cand, n_take, n_cand = _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack)
     n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
     if n_cand > REFINE_ABOVE:
-        nb, (c_take, c_cand, n_take, n_cand) = _fine_level(a, b, ws, rows, n_rows, cols,
-                                                           n_cols, k)
+        nb, slack = _fine_level(a, b, ws.la, ws.lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols)
+        c_take, c_cand, n_take, n_cand = _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k,
+                                                      slack)
         n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
 
     # columns ordered by bin, high to low (ascending index within a bin): the columns of
     # row i in bands >= c are then the first sb[c - qa[i]] of this order
-    hb, sb, col_order, bitmap = ws.hb, ws.sb, ws.col_order, ws.bitmap
+    col_order, bitmap = ws.col_order, ws.bitmap
     for q in range(nb):
         hb[q] = sb[q + 1]   # start of bin q in the high-to-low order
     for t in range(n_cols):
