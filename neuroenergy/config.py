@@ -163,7 +163,7 @@ class RunConfig:
 
 def _check_hidden(hidden):
     """An int >= 2, or a non-empty tuple (or list) of them; a 1-tuple becomes its int."""
-    msg = ("The 'hidden' parameter of RunConfig must be an int in the range [2, 1e+06] or a "
+    msg = ("The 'hidden' parameter of RunConfig must be an int in the range [2, 1000000] or a "
            f"non-empty tuple of them (one per hidden layer). Got {hidden!r} instead.")
     if isinstance(hidden, (list, tuple)):
         if not hidden:

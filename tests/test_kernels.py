@@ -142,10 +142,6 @@ def test_topk_edge_cases():
                exact_pairs=True)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: topk_outer selects a pair whose float64 product "
-                   "underflows to 0 (both factors > 0); its docstring promises products of "
-                   "zero are never selected. Unreachable from train_chunk (float32 factors "
-                   "have exact float64 products).")
 def test_topk_never_selects_an_underflowed_zero_product():
     a = np.array([1e-200, 1.0])
     b = np.array([1e-200])
@@ -356,11 +352,6 @@ def test_chunk_topk(seed, which, no_hardware):
                 run_reference(p, k1=k1, k2=k2, alpha=alpha))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_pairs with n_sel == 0 still processes one "
-                   "phantom pair (i = -1, j = sel_j[0]): its loop reads sel_j[0] before "
-                   "noticing t == n_sel, so it writes, meters and counts w[-1, sel_j[0]]. "
-                   "With k = 0 in train_chunk sel_j[0] is uninitialised and the process can "
-                   "segfault.")
 def test_write_pairs_with_nothing_selected_writes_nothing(no_hardware):
     w = np.zeros((3, 2), F32)
     meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, N_METER_F))
@@ -395,7 +386,6 @@ _UB_REASON = ("BUG (root cause: test_write_pairs_with_nothing_selected_writes_no
               "or by chance nothing), so this runs in a subprocess and may pass by luck.")
 
 
-@pytest.mark.xfail(strict=False, reason=_UB_REASON)
 def test_chunk_k_zero_writes_nothing():
     ok, why = _run_isolated(
         "p = make_problem(0, zeros=False)\n"
@@ -405,7 +395,6 @@ def test_chunk_k_zero_writes_nothing():
     assert ok, why
 
 
-@pytest.mark.xfail(strict=False, reason=_UB_REASON)
 def test_chunk_nothing_to_select():
     """ReLU with every hidden unit silent and no clamped unit: h = 0 and dh = 0, so top-k
     finds no nonzero pair in either layer and nothing may be written. (Reachable from
@@ -505,10 +494,6 @@ def test_chunk_counts_tiny_inputs_like_the_meter(no_hardware):
     assert nonfused[2]["counts1"][0].sum() > 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the fused dense input-layer update skips the "
-                   "write-count map for an input whose float32 step float32(-lr * x_i) "
-                   "underflows to 0, while meter_dense_closed_form counts it in M0 (dw64 != 0) "
-                   "and the non-fused path counts it in both; counts1.sum() != M0.")
 def test_chunk_fused_counts_tiny_inputs_like_the_meter(no_hardware):
     p = make_problem(4, zeros=False, n_samples=3)
     p["x"][:, 0] = 1e-44
@@ -629,10 +614,6 @@ def test_train_matches_full_network_reference(rule):
         np.testing.assert_allclose(e["M1_min"][layer], diff.sum(), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=False, reason=_UB_REASON + " Here through the public API: train() "
-                   "with ReLU and a one-unit combined path crashed in 2 of 3 tries (and "
-                   "train(RunConfig(rule=Combined(k=1, p=0.5), activation='relu', "
-                   "max_epochs=0.05, eval_every=100)) on real MNIST segfaults).")
 def test_train_relu_small_path_with_silent_samples():
     ok, why = _run_isolated(
         "from neuroenergy.data import Dataset\n"
