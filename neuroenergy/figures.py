@@ -16,7 +16,6 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", ":", "-.")
 DPI = 130
 N_MAP_UNITS = 4
-LOG_SPAN = 30.0  # use a log axis when the data span more than this factor
 
 
 def _styles(series_labels):
@@ -31,10 +30,13 @@ def _styles(series_labels):
     return out
 
 
-def _log_if_wide(ax, values, axis="y"):
+def _log_y(ax, values):
+    """Every trend figure shows a positive quantity: a log axis keeps a factor a factor, and
+    a 95% interval that reaches below zero (few seeds) runs to the bottom of the axis."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0])
-    if len(v) and v.max() / v.min() > LOG_SPAN:
-        (ax.set_yscale if axis == "y" else ax.set_xscale)("log", nonpositive="clip")
+    ax.set_yscale("log", nonpositive="clip")
+    if len(v):
+        ax.set_ylim(v.min() / 2, v.max() * 2)
 
 
 def _size_axis(ax, sizes):
@@ -77,7 +79,7 @@ def _trend(ax, by_series, styles, name, converged_only=True, transform=None):
         if ok.any():
             ax.errorbar(x[ok], mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], fmt="none",
                         ecolor=color, elinewidth=1.1, capsize=3, alpha=0.8, zorder=2)
-        values += list(mean) + list(lo[ok]) + list(hi[ok])
+        values += list(mean)  # the axis fits means and seeds; wide intervals run off it
         if transform is None:
             for h, runs in by_hidden.items():
                 if isinstance(h, tuple):
@@ -85,6 +87,7 @@ def _trend(ax, by_series, styles, name, converged_only=True, transform=None):
                 seeds = [analysis.metric(r, name) for r in runs
                          if r["status"] == "converged" or not converged_only]
                 seeds = [v for v in seeds if v is not None]
+                values += seeds
                 ax.plot([h * dodge] * len(seeds), seeds, ".", color=color, ms=3, alpha=0.45,
                         zorder=1)
     _size_axis(ax, sizes)
@@ -111,7 +114,7 @@ def fig_energy(by_series, styles, out):
     for ax, name, ylabel in ((axes[0], "M0", "synaptic updates M0 (count)"),
                              (axes[1], "M1", "summed weight change M1 (weight units)")):
         values = _trend(ax, by_series, styles, name)
-        _log_if_wide(ax, values)
+        _log_y(ax, values)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{name} to reach the target (converged runs)")
     _legend(axes[0], loc="best")
@@ -123,7 +126,7 @@ def fig_inefficiency(by_series, styles, out):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
     values = _trend(ax, by_series, styles, "inefficiency_M1")
-    _log_if_wide(ax, values)
+    _log_y(ax, values)
     ax.set_ylabel("inefficiency M1 / M1_min (ratio)")
     ax.set_title("Distance from the minimal energy")
     _legend(ax, loc="best")
@@ -141,7 +144,7 @@ def fig_epochs(by_series, styles, out, target):
             if missed and not isinstance(h, tuple):
                 ax.plot([h] * len(missed), missed, "x", color=color, ms=7, mew=1.5)
                 values += missed
-    _log_if_wide(ax, values)
+    _log_y(ax, values)
     ax.set_ylabel(f"epochs to {target:.0%} test accuracy")
     ax.set_title("Learning time (x: did not reach the target)")
     _legend(ax, loc="best")
@@ -159,7 +162,7 @@ def fig_savings(summaries, by_series, styles, out):
         drawn = drawn or bool(values)
         ax.axhline(1.0, color=rule_color(analysis.BASELINE_RULE), lw=1, ls="--",
                    label="backprop (1)")
-        _log_if_wide(ax, values + [1.0])
+        _log_y(ax, values + [1.0])
         ax.set_ylabel(f"savings factor: {measure} backprop / {measure} rule")
         ax.set_title(f"Savings in {measure} against backprop (paired by seed)")
     _legend(axes[1], loc="best")
@@ -227,7 +230,7 @@ def fig_hardware(summaries, by_series, styles, out):
                              layout="constrained", squeeze=False)
     for ax, preset in zip(axes.flat, presets):
         values = _trend(ax, by_series, styles, f"energy_j:{preset}")
-        _log_if_wide(ax, values)
+        _log_y(ax, values)
         ax.set(ylabel="write energy (J)", title=preset)
     for ax in list(axes.flat)[len(presets):]:
         ax.set_visible(False)
@@ -268,11 +271,17 @@ def fig_write_maps(path, summaries, out, hidden=None):
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(title, fontsize=9)
+            if image.min() == image.max():  # a flat image reads as broken without a word
+                ax.text(0.5, 0.5, f"every pixel\n{image.max():,.0f}\nwrites", ha="center",
+                        va="center", transform=ax.transAxes, fontsize=8, color="0.15")
             if i in (0, ncols - 1):
                 fig.colorbar(im, ax=ax, shrink=0.8, label="writes" if i else "writes (sum)")
         row[0].set_ylabel(rule, fontsize=10, color=rule_color(rule), fontweight="bold")
+    seeds = sorted({s["seed"] for s in chosen.values()})
     return _finish(fig, out / "write_maps.png",
-                   f"Writes per input pixel at {analysis.size_text(hidden)} hidden units (seed {min(chosen.values(), key=lambda s: s['seed'])['seed']})")
+                   f"Writes per input pixel at {analysis.size_text(hidden)} hidden units: summed "
+                   f"over units, and the {N_MAP_UNITS} most written units (seed "
+                   f"{', '.join(map(str, seeds))})")
 
 
 def plot_results(path, out, hidden_for_maps=None) -> list:
