@@ -97,8 +97,9 @@ def _axis(name, value, where) -> list:
     """The values of one grid axis: a list as given, anything else as a single value. A list
     of lists is an axis of list values (``hidden = [[300, 100], [500]]``: two networks with
     hidden layers); ``hardware``, itself a list of names, is an axis only as a list of lists."""
-    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-        return value
+    if isinstance(value, list) and value and (all(isinstance(v, list) for v in value)
+                                              or all(isinstance(v, dict) for v in value)):
+        return value  # lists (or tables, e.g. a rule's base rule) as the values
     if name == "hardware":
         return [value]
     if isinstance(value, list):
@@ -106,8 +107,8 @@ def _axis(name, value, where) -> list:
             raise ConfigError(f"{where}: {name!r} is an empty list, so the grid is empty. Give "
                               "at least one value.")
         if any(isinstance(v, (list, dict)) for v in value):
-            raise ConfigError(f"{where}: {name!r} must be a value, a list of values or a list "
-                              f"of lists. Got {value!r} instead.")
+            raise ConfigError(f"{where}: {name!r} must be a value or a list of values (all "
+                              f"scalars, all lists or all tables). Got {value!r} instead.")
         return value
     return [value]
 

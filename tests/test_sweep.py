@@ -43,7 +43,7 @@ def write_sweep(tmp_path, text, name="sweep.toml"):
      "The 'p' parameter of TopFraction must be a float in the range (0, 1]. Got 2.0"),
     ("hidden = 20\n[[rule]]\nname = 'backprop'\np = 0.1\n", "unknown field 'p'"),
     ("hidden = 20\n[sweep]\nstore_weight = true\n", "Did you mean 'store_weights'?"),
-    ("hidden = [[20], 30]\n", "must be a value, a list of values or a list of lists"),
+    ("hidden = [[20], 30]\n", "all scalars, all lists or all tables"),
     ("hidden = 20\nseed = 1\nseeds = 2\n", "not both"),
     ("hidden = [20\n", "is not valid TOML"),
 ])
