@@ -144,7 +144,6 @@ class ResultsWriter:
         self._lock = None
         self._last_merge_end = 0.0
         self._last_merge_cost = 0.0
-        self.n_added = 0
 
     def __enter__(self):
         from filelock import FileLock, Timeout
@@ -184,7 +183,6 @@ class ResultsWriter:
     def add(self, record, merge=None) -> str:
         """Store one record (see :func:`record_from_result`); returns its run id."""
         write_pending(self.path, record["run_id"], lambda runs: _write_record(runs, record))
-        self.n_added += 1
         due = time.monotonic() - self._last_merge_end >= max(
             self.min_merge_interval_s, MERGE_COST_FACTOR * self._last_merge_cost)
         if merge or (merge is None and due):
