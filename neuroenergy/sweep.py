@@ -19,7 +19,9 @@ parameters may be lists too, and whose RunConfig fields override the grid for th
     [sweep]                        # options of the sweep itself
     store_weights = false          # default false: weights of large networks are big
 
-``hardware`` takes a list of preset names for one run; a list of such lists is a grid axis.
+A list of lists (or of tables) is an axis whose values are lists (``hidden = [[300, 100]]``:
+one network with two hidden layers); ``hardware`` takes a list of preset names for one run,
+and a list of such lists is an axis.
 Every grid point has a stable key (a hash of its full canonical configuration): ``--resume``
 runs only the points whose key is not yet in the results file.
 """

@@ -150,8 +150,12 @@ def cmd_reproduce(args) -> int:
 
 
 def add_sweep_parsers(sub) -> None:
-    p = sub.add_parser("sweep", help="run a grid of runs from a TOML file into one HDF5 file")
-    p.add_argument("sweep_file", help="sweep specification (TOML; see `neuroenergy.sweep`)")
+    import argparse
+    from . import sweep as sweep_module
+    p = sub.add_parser("sweep", help="run a grid of runs from a TOML file into one HDF5 file",
+                       description=sweep_module.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep_file", help="sweep specification (TOML, see above)")
     p.add_argument("--out", required=True, help="HDF5 results file")
     add_executor_options(p)
     p.set_defaults(handler=cmd_sweep)
