@@ -178,40 +178,6 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
 
 
 @numba.njit(cache=True)
-def write_plain(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f, counts,
-                apply_weights):
-    """:func:`write_pairs` for float weights without hardware tallies: the same weights,
-    counts and meter (summed per call, then added), in any pair order. With
-    ``apply_weights=False`` only the meter and the counts are taken (the caller applies the
-    weight steps later, as ``w + float32(float32(-lr) * pre[i]) * post[j]``)."""
-    lr32 = np.float32(lr)
-    n_writes = 0
-    m1 = 0.0
-    m1_pot = 0.0
-    m_alpha = 0.0
-    for t in range(n_sel):
-        i = sel_i[t]
-        j = sel_j[t]
-        dw64 = -lr * np.float64(pre[i]) * np.float64(post[j])
-        if dw64 == 0.0:
-            continue
-        if apply_weights:
-            w[i, j] += np.float32(-lr32 * pre[i]) * post[j]
-        counts[i, j] += 1
-        n_writes += 1
-        m1 += abs(dw64)
-        if dw64 > 0.0:
-            m1_pot += dw64
-        if alpha >= 0.0:
-            m_alpha += abs(dw64) ** alpha
-    meter_i[layer] += n_writes
-    meter_f[layer, MF_M1] += m1
-    meter_f[layer, MF_M1_POT] += m1_pot
-    if alpha >= 0.0:
-        meter_f[layer, MF_MALPHA] += m_alpha
-
-
-@numba.njit(cache=True)
 def meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f):
     """Meter a full outer-product update without visiting it: sum |dw| = lr sum|pre| sum|post|,
     the positive part from the sign-split sums, and the count from nonzero factors."""

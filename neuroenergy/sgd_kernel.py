@@ -7,14 +7,16 @@ then each layer writes either every synapse or its k largest updates.
 
 Speed. Per-sample SGD is memory-bound: the input-layer matrix ``w1`` streams through the
 cache once per sample for the forward pass, so its update is not applied at once but folded
-into the next sample's forward pass (each row of ``w1`` is updated, then read while still in
-cache). That holds for the dense update (backprop, path) and for the k selected synapses
-(top-fraction, combined: their rows are grouped in ascending order, so the pass meets them in
-turn). The meter and the write counts are taken when the update is decided; the dense
-update's M0 / M1 come in closed form, and its write counts as a per-column accumulator plus
-corrections for the rows whose input is zero, added into ``counts1`` at the end of the chunk.
-Weights are the same as applying every update at once, bit for bit: each synapse gets the
-same float32 operation, ``w + float32(float32(-lr) * pre) * post``, in the same order.
+into the next sample's forward pass: the dense update (backprop, path) row by row as each
+row is read, the k selected synapses (top-fraction, combined) a block of rows ahead of the
+read, straight from the selection (``topk.topk_row``), with their meter and write counts.
+The dense update's M0 / M1 come in closed form when it is decided, and its write counts as a
+per-column accumulator plus corrections for the rows whose input is zero, added into
+``counts1`` at the end of the chunk. Weights are the same as applying every update at once,
+bit for bit: each synapse gets the same float32 operation,
+``w + float32(float32(-lr) * pre) * post``, and the forward pass accumulates in input order.
+Energy sums are float64; they are summed per row, so they agree with a pair-by-pair sum to
+rounding.
 
 With hardware tallies or a device in the loop, a second kernel runs: every write goes
 through :func:`kernels.write_pairs` in row-major order, as soon as it is decided (the tallies
@@ -23,11 +25,13 @@ draw random numbers in that order). Runs without hardware never compile it.
 import numba
 import numpy as np
 
-from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
-                      _write_pairs_impl, meter_dense_closed_form, output_error, write_plain)
-from .topk import topk_select, topk_workspace
+from .kernels import (MF_M1, MF_M1_POT, MF_MALPHA, STATUS_DIVERGED, STATUS_OK, _activation,
+                      _activation_slope, _write_pairs_impl, meter_dense_closed_form,
+                      output_error)
+from .topk import (MODE_BANDS, S_CAND, S_COLS, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
+                   topk_prepare, topk_row_range, topk_select, topk_workspace)
 
-PEND_NONE, PEND_DENSE, PEND_SPARSE = 0, 1, 2
+ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
 
 
 @numba.njit(cache=True)
@@ -41,43 +45,24 @@ def _fill_all_pairs(m, n, sel_i, sel_j):
     return t
 
 
-@numba.njit(cache=True, inline="always")
-def _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, t):
-    """Apply the pending update of row i of w1; returns the next pending pair index."""
-    if pend == PEND_DENSE:
-        if x_prev[i] != 0.0:
-            c = np.float32(-lr1_32 * x_prev[i])
-            for j in range(w1.shape[1]):
-                w1[i, j] += c * dh_prev[j]
-    elif pend == PEND_SPARSE and t < n_pend and sel_i[t] == i:
-        c = np.float32(-lr1_32 * x_prev[i])
-        while t < n_pend and sel_i[t] == i:
-            j = sel_j[t]
-            w1[i, j] += c * dh_prev[j]
-            t += 1
-    return t
-
-
 @numba.njit(cache=True)
-def _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend):
-    """a = xs @ w1 in float32, in input order, applying the pending update of the previous
-    sample to each row just before reading it.
+def _forward_rows(xs, w1, a, i_lo, i_hi, dense, x_prev, dh_prev, lr1_32):
+    """a += xs[i] * w1[i] for rows i_lo..i_hi-1 in float32, in input order; with ``dense``,
+    each row first receives the previous sample's dense update (if its input was nonzero).
 
     Rows go four at a time: each a[j] still receives its products one row after the other
     (the same float32 roundings as a row-by-row loop), but the loop overhead and the loads
     and stores of ``a`` are shared by four rows. Rows are indexed in ``w1`` itself (no row
     views): one base pointer keeps the compiler's alias checks few, so the loops vectorize."""
-    n_in, kp = w1.shape
-    a[:] = 0.0
-    t = 0
-    i = 0
-    while i + 4 <= n_in:
+    kp = w1.shape[1]
+    i = i_lo
+    while i + 4 <= i_hi:
         x0 = xs[i]
         x1 = xs[i + 1]
         x2 = xs[i + 2]
         x3 = xs[i + 3]
-        if (pend == PEND_DENSE and x_prev[i] != 0.0 and x_prev[i + 1] != 0.0
-                and x_prev[i + 2] != 0.0 and x_prev[i + 3] != 0.0):
+        if (dense and x_prev[i] != 0.0 and x_prev[i + 1] != 0.0 and x_prev[i + 2] != 0.0
+                and x_prev[i + 3] != 0.0):
             c0 = np.float32(-lr1_32 * x_prev[i])
             c1 = np.float32(-lr1_32 * x_prev[i + 1])
             c2 = np.float32(-lr1_32 * x_prev[i + 2])
@@ -97,36 +82,128 @@ def _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pen
                 acc += x2 * v2
                 a[j] = acc + x3 * v3
         else:
-            if pend != PEND_NONE:
-                for r in range(i, i + 4):
-                    t = _apply_row(w1, r, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend,
-                                   t)
+            if dense:
+                _apply_dense_rows(w1, i, i + 4, x_prev, dh_prev, lr1_32)
             for j in range(kp):
                 acc = a[j] + x0 * w1[i, j]
                 acc += x1 * w1[i + 1, j]
                 acc += x2 * w1[i + 2, j]
                 a[j] = acc + x3 * w1[i + 3, j]
         i += 4
-    while i < n_in:
-        t = _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, t)
+    while i < i_hi:
+        if dense:
+            _apply_dense_rows(w1, i, i + 1, x_prev, dh_prev, lr1_32)
         xi = xs[i]
         for j in range(kp):
             a[j] += xi * w1[i, j]
         i += 1
 
 
+@numba.njit(cache=True, inline="always")
+def _apply_dense_rows(w1, i_lo, i_hi, x_prev, dh_prev, lr1_32):
+    """The dense update of rows i_lo..i_hi-1 (rows whose input was zero are not written)."""
+    for i in range(i_lo, i_hi):
+        if x_prev[i] != 0.0:
+            c = np.float32(-lr1_32 * x_prev[i])
+            for j in range(w1.shape[1]):
+                w1[i, j] += c * dh_prev[j]
+
+
 @numba.njit(cache=True)
-def _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend):
-    """Apply the pending input-layer update without a forward pass (end of a chunk)."""
-    n_in, kp = w1.shape
-    if pend == PEND_DENSE:
-        for i in range(n_in):
-            _apply_row(w1, i, pend, x_prev, dh_prev, lr1_32, sel_i, sel_j, n_pend, 0)
-    elif pend == PEND_SPARSE:
-        for t in range(n_pend):
-            i = sel_i[t]
-            j = sel_j[t]
-            w1[i, j] += np.float32(-lr1_32 * x_prev[i]) * dh_prev[j]
+def _band_sums(ws, b, post, cum_b, cum_pos):
+    """After ``topk_prepare(., b, ., ws)`` in the band mode: cum_b[u] = sum of b over the
+    first u columns of ws.col_order, cum_pos[u] the same over those with post > 0, so that
+    a row's whole-taken columns are metered in O(1)."""
+    if ws.state[S_MODE] != MODE_BANDS:
+        return
+    col_order = ws.col_order
+    acc = 0.0
+    acc_pos = 0.0
+    cum_b[0] = 0.0
+    cum_pos[0] = 0.0
+    for u in range(ws.state[S_COLS]):
+        j = col_order[u]
+        acc += b[j]
+        acc_pos += b[j] if post[j] > 0.0 else 0.0
+        cum_b[u + 1] = acc
+        cum_pos[u + 1] = acc_pos
+
+
+@numba.njit(cache=True)
+def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts, alpha,
+                    meter_i, meter_f, layer):
+    """Write, count and meter the pairs selected by the last ``topk_prepare(a, b, ., ws)``
+    (a = |pre|, b = |post|; cum_b / cum_pos from :func:`_band_sums`) in the rows
+    ws.rows[t:] that lie below i_hi; returns the next t.
+
+    Per row i with selected columns S: w[i, j] += float32(float32(-lr) pre_i) post_j for j
+    in S, M0 += |S|, M1 += lr a_i sum_S b_j, and the potentiating part (dw > 0 where pre and
+    post have opposite signs) likewise. The pairs are those of ``topk.topk_row``, read here
+    without copying; the ties still to take are kept in ws.state."""
+    state = ws.state
+    n_rows = state[S_ROWS]
+    if t >= n_rows:
+        return t
+    rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
+    mode, nb, c_take, c_cand = state[S_MODE], state[S_NB], state[S_TAKE], state[S_CAND]
+    n_cols, ties = state[S_COLS], state[S_TIES]
+    threshold = ws.threshold[0]
+    lr32 = np.float32(lr)
+    n_writes = 0
+    m1 = 0.0
+    m1_pot = 0.0
+    m_alpha = 0.0
+    while t < n_rows and rows[t] < i_hi:
+        i = rows[t]
+        ai = a[i]
+        c = np.float32(-lr32 * pre[i])
+        scale = lr * ai
+        start = 0
+        stop = n_cols
+        if mode == MODE_BANDS:
+            n_take, stop = topk_row_range(qa[i], sb, nb, c_take, c_cand)
+            for u in range(n_take):
+                j = col_order[u]
+                w[i, j] += c * post[j]
+                counts[i, j] += 1
+            if alpha >= 0.0:
+                for u in range(n_take):
+                    m_alpha += (scale * b[col_order[u]]) ** alpha
+            cnt = n_take
+            s_all = cum_b[n_take]
+            s_pos = cum_pos[n_take]
+            order = col_order
+            start = n_take
+        else:
+            cnt = 0
+            s_all = 0.0
+            s_pos = 0.0
+            order = cols
+        # compared with the threshold, in column order within a bin (ties: row-major)
+        for u in range(start, stop):
+            j = order[u]
+            prod = ai * b[j]
+            if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
+                if prod == threshold:
+                    ties -= 1
+                w[i, j] += c * post[j]
+                counts[i, j] += 1
+                cnt += 1
+                s_all += b[j]
+                s_pos += b[j] if post[j] > 0.0 else 0.0
+                if alpha >= 0.0:
+                    m_alpha += (scale * b[j]) ** alpha
+        n_writes += cnt
+        m1 += scale * s_all
+        m1_pot += scale * ((s_all - s_pos) if pre[i] > 0.0 else s_pos)
+        t += 1
+    state[S_TIES] = ties
+    meter_i[layer] += n_writes
+    meter_f[layer, MF_M1] += m1
+    meter_f[layer, MF_M1_POT] += m1_pot
+    if alpha >= 0.0:
+        meter_f[layer, MF_MALPHA] += m_alpha
+    return t
 
 
 @numba.njit(cache=True)
@@ -223,6 +300,8 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     lr1_32 = np.float32(lr1)
     dense1 = k1 < 0 and alpha < 0.0   # folded dense update, closed-form meter
     dense2 = k2 < 0 and alpha < 0.0   # in place, closed-form meter
+    k1_all = k1 if k1 >= 0 else n_in * kp  # all nonzero updates = all positive products
+    k2_all = k2 if k2 >= 0 else kp * n_out
 
     a = np.zeros(kp, np.float32)
     h = np.zeros(kp, np.float32)
@@ -237,66 +316,70 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     abs_dh = np.zeros(kp)
     abs_h = np.zeros(kp)
     abs_post = np.zeros(n_out)
-    size1 = n_in * kp if not dense1 else 1
-    sel1_i = np.empty(size1, np.int64)
-    sel1_j = np.empty(size1, np.int64)
-    sel2_i = np.empty(kp * n_out, np.int64)
-    sel2_j = np.empty(kp * n_out, np.int64)
-    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
-                         np.empty(size1 if k1 >= 0 else 1))
-    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
-                         np.empty(kp * n_out if k2 >= 0 else 1))
-    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if (k1 < 0 and not dense1) else 0
-    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if (k2 < 0 and not dense2) else 0
+    cum1_b = np.zeros(kp + 1)
+    cum1_pos = np.zeros(kp + 1)
+    cum2_b = np.zeros(n_out + 1)
+    cum2_pos = np.zeros(n_out + 1)
+    ws1 = topk_workspace(0 if dense1 else n_in, 0 if dense1 else kp,
+                         np.empty(1 if dense1 else n_in * kp))
+    ws2 = topk_workspace(0 if dense2 else kp, 0 if dense2 else n_out,
+                         np.empty(1 if dense2 else kp * n_out))
 
-    pend = PEND_NONE
-    n_pend = 0
+    pending = False   # the previous sample's input-layer update is still to be written
     x_prev = abs_x.astype(np.float32)
     for s in range(sample_idx.shape[0]):
         row = sample_idx[s]
         xs = x[row]
-        _forward_input(xs, w1, a, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
-        pend = PEND_NONE
+        a[:] = 0.0
+        if pending and not dense1:
+            t = 0
+            for i0 in range(0, n_in, ROW_BLOCK):
+                i1 = min(i0 + ROW_BLOCK, n_in)
+                t = _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b,
+                                    cum1_pos, i1, t, counts1, alpha, meter_i, meter_f, 0)
+                _forward_rows(xs, w1, a, i0, i1, False, x_prev, dh_prev, lr1_32)
+        else:
+            _forward_rows(xs, w1, a, 0, n_in, pending, x_prev, dh_prev, lr1_32)
+        pending = False
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
             _flush_counts(counts1, col_acc)
             return s, STATUS_DIVERGED
 
-        # output layer
+        # output layer: written now
         if dense2:
             _dense_output_update(w2, h, post2, lr2, counts2)
             meter_dense_closed_form(h, post2, lr2, 1, meter_i, meter_f)
         else:
-            n2 = all2
-            if k2 >= 0:
-                _abs64(h, abs_h)
-                _abs64(post2, abs_post)
-                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
-            write_plain(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
-                        counts2, True)
+            _abs64(h, abs_h)
+            _abs64(post2, abs_post)
+            topk_prepare(abs_h, abs_post, k2_all, ws2)
+            _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
+            _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp, 0,
+                            counts2, alpha, meter_i, meter_f, 1)
 
-        # input layer: metered and counted now, weights written in the next forward pass
+        # input layer: decided now, written in the next forward pass
         if dense1:
             meter_dense_closed_form(xs, dh, lr1, 0, meter_i, meter_f)
             for j in range(kp):
                 nz_post[j] = dh[j] != 0.0
             _count_dense(counts1, xs, nz_post, col_acc)
-            pend = PEND_DENSE
         else:
-            n1 = all1
-            if k1 >= 0:
-                _abs64(xs, abs_x)
-                _abs64(dh, abs_dh)
-                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
-            write_plain(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
-                        counts1, False)
-            pend = PEND_SPARSE
-            n_pend = n1
+            _abs64(xs, abs_x)
+            _abs64(dh, abs_dh)
+            topk_prepare(abs_x, abs_dh, k1_all, ws1)
+            _band_sums(ws1, abs_dh, dh, cum1_b, cum1_pos)
+        pending = True
         x_prev = xs
         for j in range(kp):  # a loop, not dh_prev[:] = dh: no shape-check code to compile
             dh_prev[j] = dh[j]
 
-    _apply_pending(w1, pend, x_prev, dh_prev, lr1_32, sel1_i, sel1_j, n_pend)
+    if pending:
+        if dense1:
+            _apply_dense_rows(w1, 0, n_in, x_prev, dh_prev, lr1_32)
+        else:
+            _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
+                            n_in, 0, counts1, alpha, meter_i, meter_f, 0)
     _flush_counts(counts1, col_acc)
     return sample_idx.shape[0], STATUS_OK
 
@@ -333,7 +416,8 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
     for s in range(sample_idx.shape[0]):
         row = sample_idx[s]
         xs = x[row]
-        _forward_input(xs, w1, a, PEND_NONE, xs, dh, np.float32(lr1), sel1_i, sel1_j, 0)
+        a[:] = 0.0
+        _forward_rows(xs, w1, a, 0, n_in, False, xs, dh, np.float32(lr1))
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
             return s, STATUS_DIVERGED

@@ -54,7 +54,11 @@ SMALL_ROW = 12             # rows with fewer selected columns are insertion-sort
 
 TopkWorkspace = namedtuple(
     "TopkWorkspace", ["ka", "kb", "la", "lb", "qa", "qb", "rows", "cols", "ha", "hb", "sa",
-                      "sb", "occ_a", "occ_b", "col_order", "bitmap", "cand"])
+                      "sb", "occ_a", "occ_b", "col_order", "bitmap", "cand", "state",
+                      "threshold", "row_out"])
+# ws.state slots: how the selection of the last topk_prepare is read back row by row
+S_MODE, S_NB, S_TAKE, S_CAND, S_ROWS, S_COLS, S_TIES = range(7)
+MODE_NONE, MODE_BANDS, MODE_SCAN = 0, 1, 2
 
 
 @numba.njit(cache=True)
@@ -69,7 +73,8 @@ def topk_workspace(m, n, cand):
                          np.empty(nb, np.int64), np.empty(nb, np.int64),
                          np.empty(nb + 1, np.int64), np.empty(nb + 1, np.int64),
                          np.empty(nb, np.int64), np.empty(nb, np.int64),
-                         np.empty(n, np.int64), np.zeros((n + 63) // 64, np.uint64), cand)
+                         np.empty(n, np.int64), np.zeros((n + 63) // 64, np.uint64), cand,
+                         np.zeros(8, np.int64), np.zeros(1), np.empty(n, np.int64))
 
 
 @intrinsic
@@ -331,53 +336,35 @@ def _sort_row(sel_j, start, stop, bitmap):
 
 
 @numba.njit(cache=True)
-def _select_all_or_fallback(a, b, k, sel_i, sel_j, cand):
-    """Exact selection by enumerating every pair (for k >= all nonzero pairs, or inputs
-    outside the fast path's range)."""
-    m = a.shape[0]
-    n = b.shape[0]
+def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
+    """Exact threshold by enumerating every pair of the listed rows and columns (inputs
+    outside the fast path's range): (threshold, ties to take, pairs selected)."""
     n_pos = 0
-    for i in range(m):
-        if a[i] > 0.0:
-            for j in range(n):
-                p = a[i] * b[j]
-                if p > 0.0:
-                    cand[n_pos] = p
-                    n_pos += 1
-    if n_pos == 0:
-        return 0
-    threshold = 0.0
-    ties = 0
-    if k < n_pos:
-        threshold = _quickselect_desc(cand, n_pos, k)
-        n_above = 0
-        for i in range(m):  # cand was reordered: count from the source
-            if a[i] > 0.0:
-                for j in range(n):
-                    if a[i] * b[j] > threshold:
-                        n_above += 1
-        ties = k - n_above
-    n_sel = 0
-    for i in range(m):
-        if a[i] > 0.0:
-            for j in range(n):
-                p = a[i] * b[j]
-                if p > threshold or (p == threshold and p > 0.0 and ties > 0):
-                    if p == threshold:
-                        ties -= 1
-                    sel_i[n_sel] = i
-                    sel_j[n_sel] = j
-                    n_sel += 1
-    return n_sel
+    for t in range(n_rows):
+        for u in range(n_cols):
+            p = a[rows[t]] * b[cols[u]]
+            if p > 0.0:
+                cand[n_pos] = p
+                n_pos += 1
+    if k >= n_pos:
+        return 0.0, 0, n_pos
+    threshold = _quickselect_desc(cand, n_pos, k)
+    n_above = 0
+    for t in range(n_pos):  # cand[:n_pos] was only reordered
+        n_above += cand[t] > threshold
+    return threshold, k - n_above, k
 
 
 @numba.njit(cache=True)
-def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
-    """Fill ``sel_i`` / ``sel_j`` with the k largest products a[i] b[j] > 0 (a, b >= 0,
-    C-contiguous float64) in row-major order; returns their number, min(k, number of
-    positive products). ``ws`` is a :func:`topk_workspace` for (len(a), len(b)). With
-    ``ordered=False`` the pairs are only grouped by row (ascending); within a row their
-    order is unspecified (the same set is selected, ties included)."""
+def topk_prepare(a, b, k, ws):
+    """Find the k largest products a[i] b[j] > 0 (a, b >= 0, C-contiguous float64) and
+    keep the result in ``ws`` (a :func:`topk_workspace` for (len(a), len(b))): the rows
+    holding selected pairs are ``ws.rows[:ws.state[S_ROWS]]`` (ascending), and
+    :func:`topk_row` reads each one's columns, rows in ascending order, while a and b are
+    unchanged. Returns the number of pairs selected, min(k, positive products)."""
+    state = ws.state
+    state[S_MODE] = MODE_NONE
+    state[S_ROWS] = 0
     m = a.shape[0]
     n = b.shape[0]
     if k <= 0 or m == 0 or n == 0:
@@ -387,10 +374,22 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     n_cols, lo_b, hi_b, ok_b = _fill_keys(b, ws.kb, cols)
     if n_rows == 0 or n_cols == 0:
         return 0
+    state[S_ROWS] = n_rows
+    state[S_COLS] = n_cols
     safe = (ok_a and ok_b and (lo_a + lo_b) / KEY_SCALE - 2 * 1023 > -SAFE_LOG2
             and (hi_a + hi_b) / KEY_SCALE - 2 * 1023 < SAFE_LOG2)
     if not safe or k >= n_rows * n_cols:
-        return _select_all_or_fallback(a, b, k, sel_i, sel_j, ws.cand)
+        # every pair of nonzero factors is compared with the threshold
+        state[S_MODE] = MODE_SCAN
+        if safe:  # products of normal factors in range never underflow: take them all
+            ws.threshold[0] = 0.0
+            state[S_TIES] = 0
+            return n_rows * n_cols
+        threshold, ties, n_sel = _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols,
+                                                     ws.cand)
+        ws.threshold[0] = threshold
+        state[S_TIES] = ties
+        return n_sel
 
     ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
     nb, slack = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a,
@@ -405,7 +404,7 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
 
     # columns ordered by bin, high to low (ascending index within a bin): the columns of
     # row i in bands >= c are then the first sb[c - qa[i]] of this order
-    col_order, bitmap = ws.col_order, ws.bitmap
+    col_order = ws.col_order
     for q in range(nb):
         hb[q] = sb[q + 1]   # start of bin q in the high-to-low order
     for t in range(n_cols):
@@ -414,7 +413,6 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
         hb[qb[j]] += 1
 
     cand = ws.cand
-    need = k - n_take
     u_cand = 0
     for t in range(n_rows):
         i = rows[t]
@@ -425,50 +423,90 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
         for u in range(u_lo, u_hi):
             cand[u_cand] = a[i] * b[col_order[u]]
             u_cand += 1
+    need = k - n_take
     threshold = _quickselect_desc(cand, n_cand, need)
     n_above = 0
     for u in range(n_cand):
         n_above += cand[u] > threshold
-    ties = need - n_above
+    ws.threshold[0] = threshold
+    state[S_MODE] = MODE_BANDS
+    state[S_NB] = nb
+    state[S_TAKE] = c_take
+    state[S_CAND] = c_cand
+    state[S_ROWS] = n_rows
+    state[S_COLS] = n_cols
+    state[S_TIES] = need - n_above
+    return k
 
-    # selected: every product > threshold, and the first `ties` equal to it (row-major)
-    n_sel = 0
-    for t in range(n_rows):
-        i = rows[t]
-        q_take = c_take - qa[i]
-        q_cand = c_cand - qa[i]
-        n_row_take = 0 if q_take >= nb else sb[max(q_take, 0)]
-        n_row_all = 0 if q_cand >= nb else sb[max(q_cand, 0)]
-        if n_row_all == 0:
-            continue
-        ai = a[i]
-        if ordered and n_row_all > SMALL_ROW and 4 * n_row_all >= n_cols:
-            # a long row: scan the window's columns in ascending order instead of sorting
-            for u in range(n_cols):
-                j = cols[u]
-                prod = ai * b[j]
-                if prod > threshold or (prod == threshold and ties > 0):
-                    if prod == threshold:
-                        ties -= 1
-                    sel_i[n_sel] = i
-                    sel_j[n_sel] = j
-                    n_sel += 1
-            continue
-        start = n_sel
-        for u in range(n_row_take):
-            sel_i[n_sel + u] = i
-            sel_j[n_sel + u] = col_order[u]
-        n_sel += n_row_take
+
+@numba.njit(cache=True, inline="always")
+def topk_row_range(p, sb, nb, c_take, c_cand):
+    """In the band mode, a row in bin p takes the columns col_order[:n_take] whole and
+    compares col_order[n_take:n_all] with the threshold: returns (n_take, n_all)."""
+    q_take = c_take - p
+    q_cand = c_cand - p
+    return (0 if q_take >= nb else sb[max(q_take, 0)],
+            0 if q_cand >= nb else sb[max(q_cand, 0)])
+
+
+@numba.njit(cache=True, inline="always")
+def topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand, n_cols,
+             threshold, ties, out):
+    """The selected columns of row rows[t] after :func:`topk_prepare` (the ws arrays and
+    ws.state values passed in, ``ties`` the tied products still to take). Writes them to
+    ``out``; returns (their number, ties left). Selected: every product above the
+    threshold and the first ``ties`` equal to it in row-major order, so rows must be read
+    in ascending order. Columns come in ascending order in the scan mode, else by band."""
+    i = rows[t]
+    ai = a[i]
+    cnt = 0
+    if mode == MODE_BANDS:
+        n_take, n_all = topk_row_range(qa[i], sb, nb, c_take, c_cand)
+        for u in range(n_take):
+            out[u] = col_order[u]
+        cnt = n_take
         # within a bin, columns ascend, so tied products in a row are met in column order
-        for u in range(n_row_take, n_row_all):
+        for u in range(n_take, n_all):
             j = col_order[u]
             prod = ai * b[j]
             if prod > threshold or (prod == threshold and ties > 0):
                 if prod == threshold:
                     ties -= 1
-                sel_i[n_sel] = i
-                sel_j[n_sel] = j
-                n_sel += 1
-        if ordered and n_sel - start > 1:
-            _sort_row(sel_j, start, n_sel, bitmap)
+                out[cnt] = j
+                cnt += 1
+    elif mode == MODE_SCAN:
+        for u in range(n_cols):
+            j = cols[u]
+            prod = ai * b[j]
+            if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
+                if prod == threshold:
+                    ties -= 1
+                out[cnt] = j
+                cnt += 1
+    return cnt, ties
+
+
+@numba.njit(cache=True)
+def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
+    """Fill ``sel_i`` / ``sel_j`` with the k largest products a[i] b[j] > 0 (a, b >= 0,
+    C-contiguous float64) in row-major order; returns their number, min(k, number of
+    positive products). ``ws`` is a :func:`topk_workspace` for (len(a), len(b)). With
+    ``ordered=False`` the pairs are only grouped by row (ascending); within a row their
+    order is unspecified (the same set is selected, ties included)."""
+    topk_prepare(a, b, k, ws)
+    state = ws.state
+    mode, nb, c_take, c_cand = state[S_MODE], state[S_NB], state[S_TAKE], state[S_CAND]
+    n_rows, n_cols, ties = state[S_ROWS], state[S_COLS], state[S_TIES]
+    threshold = ws.threshold[0]
+    rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
+    bitmap = ws.bitmap
+    n_sel = 0
+    for t in range(n_rows):
+        cnt, ties = topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand,
+                             n_cols, threshold, ties, sel_j[n_sel:])
+        if cnt > 0:
+            sel_i[n_sel:n_sel + cnt] = rows[t]
+            if ordered and mode == MODE_BANDS and cnt > 1:
+                _sort_row(sel_j, n_sel, n_sel + cnt, bitmap)
+            n_sel += cnt
     return n_sel
