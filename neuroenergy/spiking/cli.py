@@ -153,7 +153,9 @@ def cmd_convert(args) -> int:
     if args.table:
         readouts = tuple(sorted(set(readouts) | set(DEFAULT_READOUTS_MS)))
         duration = max(duration, max(readouts))
-    readouts = tuple(r for r in readouts if r < duration)
+    if args.table and args.duration < duration:
+        readouts = readouts + (args.duration,)
+    readouts = tuple(r for r in readouts if r != duration)
     config = SpikingConfig(duration_ms=duration, dt_ms=args.dt, input=args.input,
                            leak_mode=args.leak_mode, percentile=args.percentile,
                            max_rate_hz=args.max_rate, target=args.target, seed=args.seed,
@@ -167,7 +169,7 @@ def cmd_convert(args) -> int:
     brian()  # fail early, before loading data, when brian2 is missing
     network, run_id, dataset = _load_run(args.results, args.run)
     data = _load_data(dataset)
-    report = evaluate_conversion(network, data, config, args.images)
+    report = evaluate_conversion(network, data, config, args.images, report_ms=args.duration)
     report["run_id"] = run_id
     report["results_file"] = str(args.results)
     if not args.no_store:

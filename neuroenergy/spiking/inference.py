@@ -10,6 +10,7 @@ import numpy as np
 from .. import __version__
 from .._validate import check_number
 from ..data import Dataset
+from ..errors import ConfigError
 from ..network import Network
 from .convert import SpikingConfig, convert, simulate
 from .energy import LABEL, inference_energy, profile_table, rate_macs_per_image
@@ -18,12 +19,12 @@ N_OUT = 10
 
 
 def evaluate_conversion(network: Network, data: Dataset, config: SpikingConfig = None,
-                        n_images: int = 1000) -> dict:
+                        n_images: int = 1000, report_ms: float = None) -> dict:
     """Convert ``network``, present the first ``n_images`` test images, and report.
 
     The normalisation uses the first ``config.norm_images`` training images. One row per
     read-out time (``config.readouts_ms`` plus the full ``duration_ms``); the top-level keys
-    describe the full presentation.
+    describe the read-out at ``report_ms`` (default: the full presentation).
 
     Returns
     -------
@@ -61,7 +62,14 @@ def evaluate_conversion(network: Network, data: Dataset, config: SpikingConfig =
             "synaptic_ops_per_image": synops,
             "energy_j_per_image": inference_energy(rate_macs, synops, input_macs),
         })
-    last = rows[-1]
+    if report_ms is None:
+        last = rows[-1]
+    else:
+        match = [r for r in rows if abs(r["duration_ms"] - report_ms) < 1e-9]
+        if not match:
+            raise ConfigError(f"report_ms={report_ms!r} is not a read-out time; the read-outs "
+                              f"are {[r['duration_ms'] for r in rows]}.")
+        last = match[0]
     report = {
         "ann_accuracy": float(network.accuracy(x, y)),
         "snn_accuracy": last["snn_accuracy"],
