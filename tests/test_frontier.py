@@ -60,17 +60,32 @@ def test_rule_text():
 
 
 def test_frontier_command_on_real_runs(tmp_path, capsys, mnist):
+    from neuroenergy.config import RunConfig
+    from neuroenergy.rules import make_rule
+    from neuroenergy.store import write_run
+    from neuroenergy.train import train
     out = tmp_path / "r.h5"
-    for rule in (["--rule", "combined", "--k", "10", "--p", "0.5"],
-                 ["--rule", "combined", "--k", "10", "--p", "0.5", "--lazy", "0"],
-                 ["--rule", "caching", "--param", "theta=0.0005"]):
-        assert main(["train", *rule, "--hidden", "20", "--target", "0.6", "--max-epochs",
-                     "0.05", "--eval-every", "500", "--out", str(out), "--json"]) == 0
-    capsys.readouterr()
+    for rule in (make_rule("combined", k=10, p=0.5),
+                 make_rule("lazy", base=make_rule("combined", k=10, p=0.5)),
+                 make_rule("caching", theta=0.0005)):
+        config = RunConfig(rule=rule, hidden=20, target_accuracy=0.5, max_epochs=0.03,
+                           eval_every=300)
+        write_run(out, train(config, mnist))
     assert main(["frontier", str(out), "--wear"]) == 0
     text = capsys.readouterr().out
     assert "## 20 hidden units" in text and "Pareto front" in text
     assert "lazy[0](combined(k=10, p=0.5))" in text
     assert main(["frontier", str(out), "--json"]) == 0
     assert '"20"' in capsys.readouterr().out
+
+
+def test_rule_options_on_the_command_line():
+    from neuroenergy.cli import build_parser, config_from_args
+    args = build_parser().parse_args(["train", "--rule", "caching", "--param", "theta=0.002",
+                                      "--param", "consolidation=neuron", "--lazy", "0.5",
+                                      "--hidden", "300,100", "--stop-on", "validation"])
+    config = config_from_args(args)
+    assert config.hidden == (300, 100) and config.stop_on == "validation"
+    assert config.rule.name == "lazy" and config.rule.margin == 0.5
+    assert config.rule.base.theta == 0.002 and config.rule.base.consolidation == "neuron"
     assert main(["train", "--rule", "caching", "--param", "theta", "--hidden", "20"]) == 2
