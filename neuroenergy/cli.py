@@ -18,9 +18,8 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own errors follow the same exit code
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+    def error(self, message):  # argparse's own errors: one line, the same exit code
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive_int(text):
@@ -101,8 +100,50 @@ def _rule_params(items) -> dict:
     return out
 
 
+# RunConfig fields and rule parameters as the options that set them, for error messages
+_FIELD_OPTIONS = {"hidden": "--hidden", "seed": "--seed", "lr": "--lr", "lr_out": "--lr-out",
+                  "init_std": "--init-std", "activation": "--activation", "loss": "--loss",
+                  "dataset": "--dataset", "target_accuracy": "--target",
+                  "max_epochs": "--max-epochs", "eval_every": "--eval-every",
+                  "stop_on": "--stop-on", "validation_size": "--validation-size",
+                  "alpha": "--alpha", "hardware_mode": "--hardware-mode"}
+_RULE_OPTIONS = {"p": "--p", "p_out": "--p-out", "k": "--k", "k_fraction": "--k-fraction",
+                 "selection": "--path-selection", "margin": "--lazy"}
+
+
+def _option_message(message: str) -> str:
+    """A RunConfig / rule error in terms of the command-line options that caused it."""
+    import re
+    from .rules import RULES
+    rule_of_class = {cls.__name__: name for name, cls in RULES.items()}
+
+    def option(match):
+        name, owner = match.group(1), match.group(2)
+        if owner == "RunConfig" and name in _FIELD_OPTIONS:
+            return f"The '{_FIELD_OPTIONS[name]}' option"
+        if owner in rule_of_class:
+            opt = _RULE_OPTIONS.get(name, f"--param {name}=...")
+            return f"The '{opt}' option (a parameter of the rule '{rule_of_class[owner]}')"
+        return match.group(0)
+
+    message = re.sub(r"The '(\w+)' parameter of (\w+)", option, message)
+    message = message.replace("The 'hardware' parameter", "The '--hardware' option")
+    message = message.replace("The 'rule' parameter", "The '--rule' option")
+    return message.replace(
+        "hardware_mode 'in-the-loop' needs at least one hardware preset",
+        "'--hardware-mode in-the-loop' needs at least one preset in --hardware").replace(
+        "Got hardware=() instead.", "Got no --hardware instead.")
+
+
 def config_from_args(args, rule=None):
-    """A validated RunConfig from parsed options (raises ConfigError)."""
+    """A validated RunConfig from parsed options (raises ConfigError naming the option)."""
+    try:
+        return _config_from_args(args, rule)
+    except ConfigError as exc:
+        raise ConfigError(_option_message(str(exc))) from exc
+
+
+def _config_from_args(args, rule=None):
     from .config import RunConfig
     from .rules import make_rule
     if rule is None:
@@ -121,6 +162,17 @@ def config_from_args(args, rule=None):
                      hardware_mode=args.hardware_mode)
 
 
+def check_option_number(value, option, lo=None, hi=None, lo_open=False, hi_open=False,
+                        integer=False):
+    """``value`` of the option ``option`` ('--w-max') if it is a finite number in the range,
+    else a ConfigError: "The '--w-max' option must be a float in the range (0, 100]. Got ..."."""
+    from ._validate import check_number
+    try:
+        return check_number(value, option, "<option>", lo, hi, lo_open, hi_open, integer)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(" parameter of <option>", " option")) from None
+
+
 def check_output_path(path) -> None:
     """Fail before training if the results file cannot be written."""
     if path is None:
@@ -135,6 +187,18 @@ def check_output_path(path) -> None:
     import os
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"The '--out' option names {p}, which is not writable.")
+    from filelock import FileLock, Timeout
+    lock = FileLock(str(p) + ".lock")
+    try:  # a file another process is writing is refused now, not after hours of training
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"{p} is being written by another process (lock {p}.lock); wait "
+                          "for it to finish or choose another --out.") from None
+    lock.release()
+    if p.exists():  # not HDF5, truncated, written by a newer version: say so before training
+        from .store import open_for_reading
+        with open_for_reading(p):
+            pass
 
 
 def load_data_for(config, quiet=False):
@@ -177,10 +241,22 @@ def cmd_train(args) -> int:
     progress = _Progress(not args.json, config.rule.name)
     try:
         result = train(config, data, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        kept = f"; {args.out} is unchanged" if args.out else ""
+        print(f"neuroenergy: interrupted before the run finished, so nothing was stored{kept}."
+              " Rerun the same command to train it again.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         progress.close()
     if args.out:
-        run_id = write_run(args.out, result)
+        try:
+            run_id = write_run(args.out, result)
+        except KeyboardInterrupt:
+            print(f"neuroenergy: interrupted while storing the run in {args.out}; the file is "
+                  f"readable and `neuroenergy show {args.out}` lists what it holds (a run that "
+                  "reached its journal is merged by the next writer).", file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f"stored run {run_id} in {args.out}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), default=_json_default))

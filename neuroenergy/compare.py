@@ -21,14 +21,16 @@ COMPARE_RULES = (
 )
 
 
-def compare_rules(hidden: int):
-    """The four rules with the compare defaults; a path never exceeds hidden - 1 units."""
+def compare_rules(hidden):
+    """The four rules with the compare defaults; a path never exceeds hidden - 1 units (of
+    the smallest layer, for several hidden layers)."""
     from .rules import make_rule
+    smallest = min(hidden) if isinstance(hidden, (tuple, list)) else hidden
     rules = []
     for name, params in COMPARE_RULES:
         params = dict(params)
         if "k" in params:
-            params["k"] = min(params["k"], hidden - 1)
+            params["k"] = max(1, min(params["k"], smallest - 1))
         rules.append(make_rule(name, **params))
     return rules
 
@@ -42,47 +44,82 @@ def add_compare_parser(sub, add_run_options):
     p.add_argument("--no-hardware", action="store_true",
                    help="skip pricing writes on the default hardware presets")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    p.add_argument("--resume", action="store_true",
+                   help="run only the runs of this comparison not yet stored in --out")
     p.set_defaults(handler=cmd_compare)
 
 
+def _stored_summary(out, summary) -> dict:
+    """A run of this comparison stored by an earlier (interrupted) call, with its curves."""
+    from .store import load_run
+    curves = load_run(out, summary["run_id"], parts=("curves",)).get("curves") or {}
+    return {**summary, "curves": {k: v.tolist() for k, v in curves.items()}}
+
+
 def cmd_compare(args) -> int:
-    from .cli import _Progress, check_output_path, config_from_args, load_data_for
+    from .cli import (EXIT_INTERRUPTED, _Progress, check_output_path, config_from_args,
+                      load_data_for)
     from .plots import plot_comparison
     from .report import format_table
-    from .store import write_run
+    from .rules import Backprop
+    from .store import read_runs, write_run
+    from .sweep import point_key
     from .train import train
     if args.seeds < 1:
         raise ConfigError(f"The '--seeds' option must be an int >= 1. Got {args.seeds} instead.")
-    out = Path(args.out or f"results/compare_h{args.hidden}_s{args.seed}.h5")
+    if args.hardware is None and not args.no_hardware:
+        from .hardware import DEFAULT_COMPARE_PRESETS
+        args.hardware = ",".join(DEFAULT_COMPARE_PRESETS)
+    config_from_args(args, Backprop())  # the shared options, before rules are derived from them
+    hidden_text = "x".join(map(str, args.hidden)) if isinstance(args.hidden, tuple) \
+        else args.hidden
+    out = Path(args.out or f"results/compare_h{hidden_text}_s{args.seed}.h5")
     if args.out is None:
         out.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(out)
     figure = Path(args.figure) if args.figure else out.with_suffix(".png")
-    if args.hardware is None and not args.no_hardware:
-        from .hardware import DEFAULT_COMPARE_PRESETS
-        args.hardware = ",".join(DEFAULT_COMPARE_PRESETS)
     configs = []
     for seed in range(args.seed, args.seed + args.seeds):
         args.seed, seed0 = seed, args.seed
         configs += [config_from_args(args, rule) for rule in compare_rules(args.hidden)]
         args.seed = seed0
-    data = load_data_for(configs[0])
+    keys = [point_key(c.to_dict()) for c in configs]  # as a sweep's: resumable
+    done = {s["key"]: s for s in (read_runs(out) if out.exists() else [])
+            if s.get("key") in keys and s.get("status") != "unreadable"}
+    if done and not args.resume:
+        raise ConfigError(f"{out} already holds {len(done)} of the {len(configs)} runs of this "
+                          "comparison. Rerun with --resume to run only the missing ones, or "
+                          "choose another --out.")
+    data = load_data_for(configs[0]) if len(done) < len(configs) else None
     summaries = []
-    for config in configs:
-        progress = _Progress(not args.json, f"{config.rule.name} seed {config.seed}")
-        try:
-            result = train(config, data, progress=progress)
-        finally:
-            progress.close()
-        run_id = write_run(out, result)
-        summary = result.to_dict()
-        summary["run_id"] = run_id
-        summary["curves"] = {k: v.tolist() for k, v in result.curves.items()}
-        summaries.append(summary)
-        if not args.json:
-            print(f"{config.rule.name:>12} seed {config.seed}: {result.status} after "
-                  f"{result.epochs:.2f} epochs, M1 {result.energy['M1']['total']:.3g}",
-                  file=sys.stderr)
+    stored = 0
+    try:
+        for config, key in zip(configs, keys):
+            if key in done:
+                summaries.append(_stored_summary(out, done[key]))
+                continue
+            progress = _Progress(not args.json, f"{config.rule.name} seed {config.seed}")
+            try:
+                result = train(config, data, progress=progress)
+            finally:
+                progress.close()
+            run_id = write_run(out, result, key=key)
+            stored += 1
+            summary = result.to_dict()
+            summary["run_id"] = run_id
+            summary["curves"] = {k: v.tolist() for k, v in result.curves.items()}
+            summaries.append(summary)
+            if not args.json:
+                print(f"{config.rule.name:>12} seed {config.seed}: {result.status} after "
+                      f"{result.epochs:.2f} epochs, M1 {result.energy['M1']['total']:.3g}",
+                      file=sys.stderr)
+    except KeyboardInterrupt:
+        finished = len(done) + stored
+        print(f"neuroenergy: interrupted: {stored} finished runs of this session are stored "
+              f"in {out} ({finished} of the {len(configs)} runs of this comparison); rerun the "
+              f"same command with --resume to run the remaining {len(configs) - finished}.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     plot_comparison(summaries, figure)
     if args.json:
         from .cli import _json_default

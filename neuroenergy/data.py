@@ -283,6 +283,50 @@ class Dataset:
         return self.x_train.shape[1]
 
 
+def check_dataset(data: Dataset) -> Dataset:
+    """``data`` as the kernels need it, or a DataError naming what is wrong: non-empty 2-D
+    inputs with the same number of columns in both splits, finite values, one integer label
+    in 0..9 per image. Inputs of another numeric dtype become C-ordered float32 and integral
+    labels int64 (a new Dataset; ``data`` itself when nothing needs converting)."""
+    name = getattr(data, "name", "data set")
+    arrays, n_in = {}, None
+    for split in ("train", "test"):
+        x = np.asarray(getattr(data, f"x_{split}"))
+        y = np.asarray(getattr(data, f"y_{split}"))
+        where = f"data set {name!r}: x_{split}"
+        if x.ndim != 2 or 0 in x.shape:
+            raise DataError(f"{where} must be a non-empty 2-D array (images x inputs); got "
+                            f"shape {x.shape}.")
+        if x.dtype.kind not in "fiub":
+            raise DataError(f"{where} must hold numbers; got dtype {x.dtype}.")
+        if n_in is not None and x.shape[1] != n_in:
+            raise DataError(f"{where} has {x.shape[1]} inputs per image but x_train has {n_in}.")
+        n_in = x.shape[1]
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(np.sum(x32, dtype=np.float64)):  # one pass; exact for float32
+            bad = int(np.count_nonzero(~np.isfinite(x32)))
+            raise DataError(f"{where} holds {bad} values that are NaN or infinite"
+                            f"{' as float32' if x32 is not x else ''}; clean or drop those "
+                            "images.")
+        where = f"data set {name!r}: y_{split}"
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{where} must hold one label per image: {len(x)} images, labels "
+                            f"of shape {y.shape}.")
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        if y.dtype.kind not in "iu":
+            raise DataError(f"{where} must hold integer class labels 0..{N_CLASSES - 1}; got "
+                            f"dtype {y.dtype}.")
+        y64 = np.ascontiguousarray(y, dtype=np.int64)
+        if y64.min() < 0 or y64.max() >= N_CLASSES:
+            raise DataError(f"{where} labels must lie in 0..{N_CLASSES - 1}; found "
+                            f"{y64.min()}..{y64.max()}.")
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x32, y64
+    if all(arrays[k] is getattr(data, k) for k in arrays):
+        return data
+    return Dataset(name, **arrays)
+
+
 def preprocess(images: np.ndarray, zero_mean: bool = True, noise_std: float = 0.001,
                noise_seed: int = 0) -> np.ndarray:
     """The study's input recipe.

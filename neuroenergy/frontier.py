@@ -263,14 +263,43 @@ def _wear(path, summaries) -> dict:
     return out
 
 
+def _check_options(args, summaries) -> None:
+    """--hidden and --energy must name what the files hold (ConfigError otherwise)."""
+    from .errors import ConfigError
+    finished = [s for s in summaries if s.get("status") in ("converged", "not_converged",
+                                                            "diverged")]
+    if args.hidden:
+        present = sorted({str(s.get("hidden")) for s in finished})
+        unknown = [h for h in args.hidden if str(h) not in present]
+        if unknown:
+            raise ConfigError(f"The '--hidden' option must name network sizes with finished "
+                              f"runs: one of {', '.join(present) or '(none)'}. Got "
+                              f"{', '.join(unknown)} instead.")
+    if finished and not any(metric(s, args.energy) is not None for s in finished):
+        measures = sorted({k for s in finished for k, v in (s.get("energy") or {}).items()
+                           if isinstance(v, dict) and "total" in v}) + sorted(
+            {f"energy_j:{p}" for s in finished for p in (s.get("hardware") or {})})
+        raise ConfigError(f"The '--energy' option must be a measure the runs hold: one of "
+                          f"{', '.join(measures)}. Got {args.energy!r} instead.")
+
+
 def cmd_frontier(args) -> int:
+    from .cli import check_option_number
+    from .errors import ConfigError
+    from .rules import RULES
     from .store import read_runs
+    check_option_number(args.tolerance, "--tolerance", 0.0)
+    base = args.baseline[len("lazy+"):] if args.baseline.startswith("lazy+") else args.baseline
+    if base not in RULES:
+        raise ConfigError(f"The '--baseline' option must be a rule ({', '.join(RULES)}, or "
+                          f"lazy+RULE). Got {args.baseline!r} instead.")
     summaries, wear = [], {}
     for path in args.results:
         runs = read_runs(path)
         summaries += runs
         if args.wear:
             wear.update(_wear(path, runs))
+    _check_options(args, summaries)
     if args.hidden:
         wanted = {str(h) for h in args.hidden}
         summaries = [s for s in summaries if str(s.get("hidden")) in wanted]

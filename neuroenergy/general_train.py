@@ -163,6 +163,9 @@ def train_general(config: RunConfig, data: Optional[Dataset] = None,
             break
         eff = state.effective(visible)
         accuracy = _accuracy(eff, data.x_test, data.y_test, config)
+        if not math.isfinite(accuracy):  # outputs overflow although the weights are finite
+            status, diverged_at = STATUS_DIVERGED_NAME, samples
+            break
         criterion = accuracy
         if val_rows is not None:
             val_accuracy = _accuracy(eff, data.x_train[val_rows], data.y_train[val_rows], config)

@@ -21,8 +21,8 @@ def check_presets(names) -> tuple:
     try:
         return tuple(presets.expand(list(names)))
     except HardwareModelError as exc:
-        raise ConfigError(f"The 'hardware' parameter must list presets from "
-                          f"{', '.join(presets.names())} (or 'biology'). {exc}") from None
+        raise ConfigError(f"The 'hardware' parameter must list hardware presets. {exc}") \
+            from None
 
 
 def build_model(name, w_max=DEFAULT_W_MAX):

@@ -50,26 +50,49 @@ def cmd_hardware(args) -> int:
         else:
             print(presets.listing())
         return 0
+    from .cli import check_option_number
     from .hardware import DEFAULT_W_MAX, check_presets
     from .store import load_run, read_runs
-    runs = [r for r in read_runs(args.file) if r.get("status") != "unreadable"]
+    if args.w_max is not None:
+        check_option_number(args.w_max, "--w-max", 0.0, 100.0, lo_open=True)
+    try:
+        presets_wanted = check_presets(args.presets.split(",")) if args.presets else None
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("The 'hardware' parameter",
+                                           "The '--presets' option")) from None
+    every = read_runs(args.file)
+    runs = [r for r in every if r.get("status") not in ("unreadable", "error")]
+    skipped = len(every) - len(runs)
     if not runs:
-        raise ConfigError(f"{args.file} holds no runs to re-price.")
+        raise ConfigError(f"{args.file} holds no finished runs to re-price"
+                          + (f" ({skipped} failed or unreadable)." if skipped else "."))
     rows = []
     for summary in runs:
-        full = load_run(args.file, summary["run_id"])
+        full = load_run(args.file, summary["run_id"], parts=("write_counts",))
         cfg = summary.get("config", {})
-        wanted = check_presets(args.presets.split(",")) if args.presets else \
-            tuple(summary.get("hardware") or {})
+        wanted = presets_wanted or tuple(summary.get("hardware") or {})
         w_max = args.w_max if args.w_max is not None else cfg.get("hardware_w_max", DEFAULT_W_MAX)
-        priced = reprice_run(summary, full["write_counts"], wanted, w_max)
-        rows.append({"run_id": summary["run_id"], "rule": summary["rule"],
-                     "hidden": summary["hidden"], "seed": summary["seed"], "hardware": priced})
+        row = {"run_id": summary["run_id"], "rule": summary.get("rule"),
+               "hidden": summary.get("hidden"), "seed": summary.get("seed")}
+        lost = (full.get("missing") or {}).get("write_counts")
+        if lost:  # a damaged run: say so, price the others
+            row["hardware"] = {name: {"needs_rerun": [f"its write counts are {lost}"]}
+                               for name in wanted}
+            row["error"] = f"write counts {lost}"
+        else:
+            row["hardware"] = reprice_run(summary, full["write_counts"], wanted, w_max)
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, default=str))
         return 0
+    if skipped:
+        print(f"({skipped} failed or unreadable runs skipped; `neuroenergy show {args.file}` "
+              "lists them)")
     for row in rows:
         print(f"{row['run_id']} ({row['rule']}, {row['hidden']} hidden, seed {row['seed']})")
+        if row.get("error"):
+            print(f"    cannot be re-priced: {row['error']}")
+            continue
         if not row["hardware"]:
             print("    no hardware tallies stored; re-run with --hardware PRESETS")
         for name, rep in row["hardware"].items():

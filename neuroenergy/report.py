@@ -19,10 +19,10 @@ def _fmt(value, kind):
 
 
 def rule_label(summary: dict) -> str:
-    params = summary.get("rule_params", {})
+    params = summary.get("rule_params") or {}
     shown = [f"{k}={v}" for k, v in params.items()
              if v is not None and k not in ("selection",)]
-    return summary["rule"] + (f" ({', '.join(shown)})" if shown else "")
+    return str(summary.get("rule", "?")) + (f" ({', '.join(shown)})" if shown else "")
 
 
 def hardware_columns(summaries):

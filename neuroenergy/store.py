@@ -274,12 +274,27 @@ def open_for_reading(path):
     try:
         f = h5py().File(path, "r")
     except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc} (not an HDF5 file, or truncated).") from exc
+        raise StoreError(f"cannot read {path}: {_why_unreadable(path, exc)}") from exc
     try:
         check_version(f, path, verb="read")
         yield f
     finally:
         f.close()
+
+
+def _why_unreadable(path, exc) -> str:
+    """Why HDF5 cannot open ``path``, in words (truncated, not HDF5, ...)."""
+    import re
+    text = str(exc)
+    cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if cut:
+        return (f"it is truncated: {int(cut.group(1)):,} of its {int(cut.group(2)):,} bytes "
+                "are there (a copy or transfer cut short?), and HDF5 cannot open a truncated "
+                "file, so none of its runs can be read. neuroenergy never truncates a file it "
+                "writes (runs are merged by atomic rename): restore the file from its source.")
+    if "signature" in text or Path(path).stat().st_size == 0:
+        return "it is not an HDF5 file (no HDF5 signature); give a results file."
+    return f"{text} (not an HDF5 file, or damaged)."
 
 
 def _sources(path):
@@ -319,9 +334,12 @@ def read_runs(path) -> list:
                     if source != Path(path):
                         summary["pending"] = True
                     out.append(summary)
-        except StoreError:
+        except StoreError as exc:
             if source == Path(path):
                 raise
+            if source.exists():  # a journal file that cannot be read: say so
+                out.append({"run_id": source.stem, "status": "unreadable", "pending": True,
+                            "error": f"journal file unreadable: {exc}"})
     return out
 
 
@@ -369,24 +387,46 @@ def load_network(path, run_id=None):
         if "weights" not in g:
             raise StoreError(f"run {run_id!r} in {path} was stored without weights.")
         w = g["weights"]
+        n_layers = len([k for k in w if k.startswith("w_")])
+        missing = [n for n in _weight_names(max(n_layers, 2)) if n not in w] + \
+            [a for a in ("activation", "leak") if a not in w.attrs]
+        if missing:
+            raise StoreError(f"run {run_id!r} in {path} has incomplete weights: "
+                             f"{', '.join(missing)} missing.")
         if "w_hidden1" in w:  # several hidden layers
             from .general_train import LayeredNetwork
-            n_layers = len([k for k in w if k.startswith("w_")])
             return LayeredNetwork([w[n][()] for n in _weight_names(n_layers)],
                                   str(w.attrs["activation"]), float(w.attrs["leak"]))
         return Network(w["w_in"][()], w["w_out"][()], str(w.attrs["activation"]),
                        float(w.attrs["leak"]))
 
 
+# entries every finished run has in these groups (deeper networks have more)
+_EXPECTED_ENTRIES = {"write_counts": ("input", "output"), "curves": ("samples", "accuracy")}
+
+
 def load_run(path, run_id=None, parts=("curves", "write_counts", "plastic_units")) -> dict:
     """The summary of one run plus the stored arrays named in ``parts`` (groups become
-    dicts of arrays); error runs have no arrays."""
+    dicts of arrays); error runs have no arrays. Parts of a finished run that are missing or
+    cannot be read are left out and named in ``summary['missing']`` with the reason."""
     with _open_run(path, run_id) as (g, run_id):
         summary = _summary_of(g, run_id)
+        missing = {}
         for part in parts:
             if part not in g:
+                if summary.get("status") not in (STATUS_ERROR, "unreadable"):
+                    missing[part] = "not stored"
                 continue
-            node = g[part]
-            summary[part] = ({k: node[k][()] for k in node}
-                             if hasattr(node, "keys") else node[()])
+            try:
+                node = g[part]
+                summary[part] = ({k: node[k][()] for k in node}
+                                 if hasattr(node, "keys") else node[()])
+            except (OSError, KeyError, RuntimeError) as exc:  # damaged data in the file
+                missing[part] = f"unreadable ({exc})"
+                continue
+            lost = [k for k in _EXPECTED_ENTRIES.get(part, ()) if k not in summary[part]]
+            if lost:
+                missing[part] = f"incomplete: {', '.join(lost)} missing"
+        if missing:
+            summary["missing"] = missing
         return summary

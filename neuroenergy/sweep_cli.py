@@ -125,6 +125,16 @@ def _json_default(obj):
 
 def cmd_plot(args) -> int:
     from .figures import plot_results
+    if args.maps_hidden is not None:
+        from .analysis import _size_order, hidden_key
+        from .store import read_runs
+        sizes = sorted({hidden_key(s) for s in read_runs(args.results)
+                        if s.get("status") in ("converged", "not_converged")}, key=_size_order)
+        if args.maps_hidden not in sizes:
+            raise ConfigError(f"The '--maps-hidden' option must be a network size with finished "
+                              f"runs in {args.results}: one of "
+                              f"{', '.join(map(str, sizes)) or '(none)'}. "
+                              f"Got {args.maps_hidden} instead.")
     paths = plot_results(args.results, args.out, hidden_for_maps=args.maps_hidden)
     for p in paths:
         print(p)

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import __version__
 from .config import RunConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, check_dataset, load_dataset
 from .energy import EnergyMeter
 from .kernels import STATUS_DIVERGED, activate_inplace
 from .network import ACTIVATIONS, BIAS_UNIT, LOSSES, Network
@@ -169,6 +169,8 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
     every evaluation with a dict (samples, accuracy, M0, M1...). Rules beyond the study's four
     and deeper networks run on the general kernel (``general_train``).
     """
+    if data is not None:
+        data = check_dataset(data)  # clear errors for NaN, shapes, dtypes, labels
     _check_memory(config, data)
     from .general_train import train_general, uses_general_kernel
     if uses_general_kernel(config):
@@ -226,6 +228,9 @@ def train(config: RunConfig, data: Optional[Dataset] = None,
             accuracy = float("nan")
             break
         accuracy = part.test_accuracy(net, data)
+        if not math.isfinite(accuracy):  # outputs overflow although the weights are finite
+            status, diverged_at = STATUS_DIVERGED_NAME, samples
+            break
         criterion = accuracy
         if val_rows is not None:  # stop on the validation split; the test set is only reported
             val_accuracy = part.accuracy(net, data.x_train[val_rows], data.y_train[val_rows],
