@@ -52,7 +52,9 @@ def plot_comparison(summaries, path) -> Path:
          color=["0.75"] * len(rules), offset=0.2, width=0.4)
     axes[0, 1].set(yscale="log", ylabel="summed |dw| M1 (weight units)",
                    title="Energy M1 and its minimum")
-    axes[0, 1].legend(loc="upper right", fontsize=8)
+    lo, hi = axes[0, 1].get_ylim()
+    axes[0, 1].set_ylim(lo, hi * 6)  # headroom so the legend never covers a bar
+    axes[0, 1].legend(loc="upper right", fontsize=8, ncols=2)
     bars(axes[1, 0], per_rule(lambda s: s["epochs"] if s["status"] == "converged" else np.nan),
          "epochs")
     axes[1, 0].set(ylabel="epochs to target accuracy", title="Learning time")
