@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ._backend import Session
-from .convert import dense_pairs
+from .convert import dense_pairs, pad_rows, table_rows
 
 N_OUT = 10
 SPIKE_RESET = "v -= 1\nn_spk += 1"
@@ -148,15 +148,16 @@ class LearningNet:
     # ------------------------------------------------------------------------- values
     @staticmethod
     def table_values(rates, targets, active=None, learn=True) -> dict:
-        """TimedArray contents: rates and activity per presentation (a zero row appended),
-        targets and validity shifted by one row (row k belongs to presentation k - 1).
+        """TimedArray contents: rates and activity per presentation (zero rows appended, see
+        :func:`table_rows`), targets and validity shifted by one row (row k belongs to
+        presentation k - 1).
         ``learn=False`` marks every presentation invalid: no error, no update."""
         n = len(rates)
+        rows = table_rows(n)
         active = np.ones(n) if active is None else np.asarray(active, np.float64)
-        return {"rate": np.vstack([rates, np.zeros((1, rates.shape[1]))]),
-                "active": np.r_[active, 0.0],
-                "target": np.vstack([np.zeros((1, N_OUT)), targets]),
-                "valid": np.r_[0.0, active * float(learn)]}
+        return {"rate": pad_rows(rates, rows), "active": pad_rows(active, rows),
+                "target": pad_rows(targets, rows, front=1),
+                "valid": pad_rows(active * float(learn), rows, front=1)}
 
     def set_weights(self, w_in, w_out) -> None:
         self.s_in.w[:] = np.asarray(w_in, np.float64)[self.idx_in]
