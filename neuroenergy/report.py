@@ -59,10 +59,14 @@ def format_table(summaries, hardware=True) -> str:
         for name in hw:
             rep = (s.get("hardware") or {}).get(name)
             if rep and rep.get("kind") == "biology":
-                value = (rep.get("extra") or {}).get("atp")
-            else:
-                value = rep.get("energy_j") if rep else None
-            row.append(_fmt(value, "sci"))
+                row.append(_fmt((rep.get("extra") or {}).get("atp"), "sci"))
+                continue
+            cell = _fmt(rep.get("energy_j") if rep else None, "sci")
+            writes = ((rep or {}).get("counts") or {}).get("writes") or 0
+            if writes and rep.get("lost_updates"):
+                # updates below the device's resolution are not written: say how many
+                cell += f" ({100 * rep['lost_updates'] / writes:.0f}% lost)"
+            row.append(cell)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
