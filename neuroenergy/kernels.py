@@ -184,25 +184,19 @@ def meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f):
     sp = 0.0
     sn = 0.0
     nz_pre = 0
-    for i in range(pre.shape[0]):
+    for i in range(pre.shape[0]):  # branch-free: the signs are random
         v = np.float64(pre[i])
-        if v > 0.0:
-            sp += v
-        else:
-            sn -= v
-        if v != 0.0:
-            nz_pre += 1
+        sp += max(v, 0.0)
+        sn += max(-v, 0.0)
+        nz_pre += v != 0.0
     tp = 0.0
     tn = 0.0
     nz_post = 0
     for j in range(post.shape[0]):
         v = np.float64(post[j])
-        if v > 0.0:
-            tp += v
-        else:
-            tn -= v
-        if v != 0.0:
-            nz_post += 1
+        tp += max(v, 0.0)
+        tn += max(-v, 0.0)
+        nz_post += v != 0.0
     meter_i[layer] += nz_pre * nz_post
     meter_f[layer, MF_M1] += lr * (sp + sn) * (tp + tn)
     # dw = -lr pre post is positive where pre and post have opposite signs

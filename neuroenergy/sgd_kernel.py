@@ -249,10 +249,11 @@ def _dense_output_update(w2, h, post2, lr2, counts2):
     for j in range(kp):
         if h[j] != 0.0:
             c = np.float32(-lr2_32 * h[j])
-            for o in range(n_out):
-                if post2[o] != 0.0:
-                    w2[j, o] += c * post2[o]
-                    counts2[j, o] += 1
+            for o in range(n_out):  # branch-free: a zero error is not a write
+                nz = post2[o] != 0.0
+                wjo = w2[j, o]
+                w2[j, o] = wjo + c * post2[o] if nz else wjo
+                counts2[j, o] += nz
 
 
 @numba.njit(cache=True)
