@@ -70,6 +70,7 @@ class Setting:
     inefficiency: tuple = ()
     joules: dict = field(default_factory=dict)
     max_writes: tuple = ()
+    test_accuracy: tuple = ()
 
     @property
     def n(self) -> int:
@@ -88,6 +89,7 @@ class Setting:
                 "seeds": self.n, "converged": self.n_converged, "epochs": self.epochs,
                 "energy": self.energy, "energy_name": self.energy_name,
                 "inefficiency_M1": self.inefficiency, "joules": self.joules,
+                "test_accuracy": self.test_accuracy,
                 "max_writes_per_synapse": self.max_writes}
 
 
@@ -111,6 +113,7 @@ def collect(summaries, energy="M1", wear=None) -> dict:
         st.epochs = mean_ci([r["epochs"] for r in conv])
         st.energy = mean_ci([metric(r, energy) for r in conv])
         st.inefficiency = mean_ci([metric(r, "inefficiency_M1") for r in conv])
+        st.test_accuracy = mean_ci([r.get("test_accuracy") for r in conv])
         presets = sorted({p for r in conv for p in (r.get("hardware") or {})})
         st.joules = {p: mean_ci([metric(r, f"energy_j:{p}") for r in conv]) for p in presets}
         if wear:
@@ -185,7 +188,7 @@ def _table(head, rows) -> str:
 
 def _setting_cells(s, presets, wear):
     cells = [s.label, f"{s.n_converged}/{s.n}", _ci(s.epochs, "{:.2f}"), _ci(s.energy),
-             _ci(s.inefficiency, "{:.1f}")]
+             _ci(s.inefficiency, "{:.1f}"), _ci(s.test_accuracy, "{:.4f}")]
     cells += [_ci(s.joules.get(p)) for p in presets]
     if wear:
         cells.append(_ci(s.max_writes, "{:.0f}"))
@@ -199,7 +202,8 @@ def format_frontier(by_hidden, baseline=BASELINE, tolerance=0.0, wear=False) -> 
     for hidden, settings in by_hidden.items():
         energy = settings[0].energy_name
         presets = sorted({p for s in settings for p in s.joules})
-        head = ["setting", "converged", "epochs [95% CI]", f"{energy} [95% CI]", "M1/M1_min"]
+        head = ["setting", "converged", "epochs [95% CI]", f"{energy} [95% CI]", "M1/M1_min",
+                "test acc"]
         head += [f"J {p}" for p in presets] + (["max writes/synapse"] if wear else [])
         parts.append(f"## {hidden} hidden units\n")
         parts.append("Pareto front (energy vs learning time):\n")
