@@ -1,0 +1,106 @@
+"""Per-sample training cost of the compiled kernel, side by side with a plain numpy and a
+PyTorch per-sample loop of the same recipe and with the bandwidth floor, all measured in this
+process, interleaved round by round (medians of thread CPU time per sample).
+
+The floor is what one sample cannot avoid: one pass over the plastic input-layer matrix,
+read only (the forward pass; enough for the selective rules) or read-modify-write (a dense
+update), timed with compiled loops that vectorize.
+
+    python benchmarks/bench_kernels.py [--quick] [--json]
+"""
+import argparse
+import json
+
+from _common import (Workload, interleaved, load_data, ratio, stream_floor, table,  # noqa
+                     us)
+import numpy as np
+
+# name, rule factory, hidden units, samples per kernel call, per reference call, target
+WORKLOADS = [
+    ("backprop, 100 hidden", "Backprop()", 100, 400, 40, 20e-6),
+    ("backprop, 1,000 hidden", "Backprop()", 1000, 60, 6, 150e-6),
+    ("top-fraction p=0.01, 100 hidden", "TopFraction(p=0.01)", 100, 300, 30, None),
+    ("top-fraction p=0.01, 1,000 hidden", "TopFraction(p=0.01)", 1000, 40, 4, "1.3x"),
+    ("path k=100, 10,000 hidden", "Path(k=100)", 10000, 400, 4, 30e-6),
+    ("combined k=50 p=0.2, 100 hidden", "Combined(k=50, p=0.2)", 100, 300, 30, None),
+]
+
+
+def build(data, quick):
+    from neuroenergy.rules import Backprop, Combined, Path, TopFraction  # noqa: F401
+    from numpy_reference import NumpySGD, TorchSGD
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rows = []
+    for name, rule_src, hidden, n_kernel, n_ref, target in WORKLOADS:
+        if quick and hidden >= 10000:
+            n_kernel //= 2
+        wl = Workload(data, eval(rule_src), hidden)
+        wl.run(1000)  # past the first steps: realistic error vectors for the selection
+        w_in = wl.net.w_in.copy()
+        w_in[:, wl.part.units] = wl.part.w1
+        w_out = wl.net.w_out.copy()
+        w_out[wl.part.units] = wl.part.w2
+        rng = np.random.default_rng(1)
+        fns = {"kernel": lambda wl=wl, n=n_kernel: wl.run(n)}
+        ref = NumpySGD(w_in, w_out, wl.part.units, wl.k1, wl.k2)
+        fns["numpy"] = lambda ref=ref, n=n_ref: ref.train(
+            data.x_train, data.y_train, rng.integers(0, len(data.y_train), n))
+        if have_torch:
+            tref = TorchSGD(w_in, w_out, wl.part.units, wl.k1, wl.k2)
+            fns["torch"] = lambda tref=tref, n=n_ref: tref.train(
+                data.x_train, data.y_train, rng.integers(0, len(data.y_train), n))
+        passes = max(10, int(2e-3 / max(wl.part.w1.nbytes / 30e9, 1e-7)))
+        fns["read floor"], fns["rmw floor"] = stream_floor(wl.part.w1, passes)
+        rows.append((name, hidden, target, wl, fns))
+    return rows, have_torch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--json", action="store_true", help="also print a JSON line")
+    args = parser.parse_args()
+    data = load_data()
+    rows, have_torch = build(data, args.quick)
+    rounds = 5 if args.quick else 15
+    out, records = [], []
+    backprop_1000 = None
+    for name, hidden, target, wl, fns in rows:
+        res = interleaved(fns, rounds)
+        k = res["kernel"]["median"]
+        if name.startswith("backprop, 1,000"):
+            backprop_1000 = k
+        if target == "1.3x":
+            target_s = 1.3 * backprop_1000 if backprop_1000 else None
+            target_txt = "<= 1.3 x backprop" + (f" ({us(target_s)})" if target_s else "")
+        else:
+            target_s = target
+            target_txt = f"<= {us(target)}" if target else "-"
+        met = "yes" if target_s and k <= target_s else ("no" if target_s else "-")
+        torch_med = res["torch"]["median"] if have_torch else float("nan")
+        out.append([name, us(k), us(res["read floor"]["median"]),
+                    us(res["rmw floor"]["median"]), ratio(k, res["rmw floor"]["median"]),
+                    us(res["numpy"]["median"]), ratio(res["numpy"]["median"], k),
+                    us(torch_med) if have_torch else "-",
+                    ratio(torch_med, k) if have_torch else "-", target_txt, met])
+        records.append({"workload": name, "kernel_s": k, "numpy_s": res["numpy"]["median"],
+                        "torch_s": torch_med if have_torch else None,
+                        "read_floor_s": res["read floor"]["median"],
+                        "rmw_floor_s": res["rmw floor"]["median"],
+                        "kernel_min_s": res["kernel"]["min"], "target_s": target_s})
+    print(f"### Per-sample training cost (us per sample, median of {rounds} interleaved "
+          f"rounds, thread CPU time; data: {data.name})\n")
+    print(table(["workload", "kernel", "read floor", "rmw floor", "kernel / rmw floor",
+                 "numpy", "numpy / kernel", "torch", "torch / kernel", "target", "met"], out))
+    if not have_torch:
+        print("\nPyTorch is not installed: its column is empty (pip install torch==2.13.0).")
+    if args.json:
+        print("JSON " + json.dumps(records))
+
+
+if __name__ == "__main__":
+    main()

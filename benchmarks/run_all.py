@@ -1,0 +1,121 @@
+"""Run every benchmark, print their tables and a summary of the issue's targets against the
+measured values; ``--write`` also writes ``benchmarks/RESULTS.md`` (machine and date
+included).
+
+    python benchmarks/run_all.py [--quick] [--write]
+
+Each benchmark runs in its own process with BLAS and numba pinned to one thread.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import machine_info, table
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ["bench_kernels.py", "bench_eval.py", "bench_runs.py", "bench_compile.py"]
+
+
+def run(script, quick):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    cmd = [sys.executable, str(HERE / script), "--json"] + (["--quick"] if quick else [])
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+    if out.returncode:
+        return f"{script} failed:\n```\n{out.stderr[-3000:]}\n```", None, 0.0
+    text, records = [], None
+    for line in out.stdout.splitlines():
+        if line.startswith("JSON "):
+            records = json.loads(line[5:])
+        else:
+            text.append(line)
+    return "\n".join(text).strip(), records, time.perf_counter() - t0
+
+
+def summary(results):
+    """Rows of (workload, target, measured, met) from the benchmarks' records."""
+    rows = []
+    by = {name: {r["workload"]: r for r in recs or []} for name, recs in results.items()}
+    k = by.get("bench_kernels.py", {})
+
+    def per_sample(name, target):
+        if name in k:
+            v = k[name]["kernel_s"]
+            rows.append([f"{name}, one sample", target[0], f"{v * 1e6:.1f} us "
+                         f"({k[name]['kernel_s'] / k[name]['rmw_floor_s']:.2f} x rmw floor)",
+                         "yes" if v <= target[1] else "no"])
+
+    per_sample("backprop, 100 hidden", ("<= 20 us", 20e-6))
+    per_sample("backprop, 1,000 hidden", ("<= 150 us", 150e-6))
+    tf, bp = k.get("top-fraction p=0.01, 1,000 hidden"), k.get("backprop, 1,000 hidden")
+    if tf and bp:
+        r = tf["kernel_s"] / bp["kernel_s"]
+        rows.append(["top-fraction p=0.01, 1,000 hidden, one sample", "<= 1.3 x backprop",
+                     f"{tf['kernel_s'] * 1e6:.1f} us = {r:.2f} x backprop",
+                     "yes" if r <= 1.3 else "no"])
+    per_sample("path k=100, 10,000 hidden", ("<= 30 us", 30e-6))
+    runs = by.get("bench_runs.py", {})
+    for name, key, target, label in (
+            ("path k=100, 10,000 hidden", "wall", 60.0, "whole run to 95% (set-up included)"),
+            ("backprop, 100 hidden", "train_seconds", 1.6, "whole run to 95% (train_seconds)"),
+            ("backprop, 1,000 hidden", "train_seconds", 7.0, "whole run to 95% (train_seconds)")):
+        if name in runs:
+            v = runs[name][key]
+            rows.append([f"{name}, {label}", f"<= {target:g} s", f"{v:.2f} s "
+                         f"({runs[name]['status']}, {runs[name]['samples']:,} samples)",
+                         "yes" if v <= target else "no"])
+    if "path k=100, 10,000 hidden" in runs:
+        r = runs["path k=100, 10,000 hidden"]
+        rows.append(["path k=100, 10,000 hidden, peak memory", "bounded",
+                     f"{r['rss_mb']:.0f} MB ({r['rss_data_mb']:.0f} MB after loading data)",
+                     "-"])
+    ev = by.get("bench_eval.py", {})
+    if ev:
+        worst = min(ev.values(), key=lambda r: r["fraction"])
+        rows.append(["evaluation of the 10k test set", ">= 70% of the matmul rate",
+                     f"{100 * worst['fraction']:.0f}% (worst: {worst['workload']})",
+                     "yes" if worst["fraction"] >= 0.7 else "no"])
+    comp = by.get("bench_compile.py", {})
+    for name, r in comp.items():
+        rows.append([f"first call, compilation included ({name})", "<= 20 s; then cached",
+                     f"{r['first']['call_wall']:.1f} s wall, {r['first']['call_cpu']:.1f} s CPU;"
+                     f" cached {r['cached']['call_wall']:.2f} s",
+                     "yes" if r["first"]["call_cpu"] <= 20.0 else "no"])
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no long runs")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    info = machine_info()
+    sections, results = [], {}
+    for script in BENCHES:
+        print(f"running {script} ...", file=sys.stderr, flush=True)
+        text, records, seconds = run(script, args.quick)
+        sections.append(text)
+        results[script] = records
+        print(text + f"\n\n({script}: {seconds:.0f} s)\n", flush=True)
+    rows = summary(results)
+    summary_md = table(["workload", "target", "measured", "met"], rows)
+    print("### Targets (issue 8) against measurements\n\n" + summary_md)
+    if args.write:
+        machine = ", ".join(f"{k}: {v}" for k, v in info.items())
+        body = ["# Benchmark results", "",
+                f"Measured with `python benchmarks/run_all.py{' --quick' if args.quick else ''}`"
+                f" on {info.get('date')}.", "", f"Machine: {machine}.", "",
+                "## Targets against measurements", "", summary_md, ""]
+        for text in sections:
+            body += [text, ""]
+        (HERE / "RESULTS.md").write_text("\n".join(body))
+        print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
