@@ -259,7 +259,7 @@ def cmd_train(args) -> int:
             return EXIT_INTERRUPTED
         print(f"stored run {run_id} in {args.out}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), default=_json_default))
+        print(json.dumps(json_safe(result.to_dict()), default=_json_default))
     else:
         print(format_table([result.to_dict()]))
     return 0
@@ -270,6 +270,20 @@ def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def json_safe(obj):
+    """``obj`` with NaN and infinities as None (a diverged run's accuracy): strict JSON."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:  # numpy scalars
+        return json_safe(obj.item())
+    return obj
 
 
 def cmd_data(args) -> int:

@@ -113,8 +113,9 @@ def cmd_compare(args) -> int:
                 print(f"{config.rule.name:>12} seed {config.seed}: {result.status} after "
                       f"{result.epochs:.2f} epochs, M1 {result.energy['M1']['total']:.3g}",
                       file=sys.stderr)
-    except KeyboardInterrupt:
-        finished = len(done) + stored
+    except KeyboardInterrupt:  # count from the file: Ctrl-C may come while a run is stored
+        finished = len({s.get("key") for s in read_runs(out) if s.get("key") in keys})
+        stored = finished - len(done)
         print(f"neuroenergy: interrupted: {stored} finished runs of this session are stored "
               f"in {out} ({finished} of the {len(configs)} runs of this comparison); rerun the "
               f"same command with --resume to run the remaining {len(configs) - finished}.",
@@ -122,8 +123,8 @@ def cmd_compare(args) -> int:
         return EXIT_INTERRUPTED
     plot_comparison(summaries, figure)
     if args.json:
-        from .cli import _json_default
-        print(json.dumps(summaries, default=_json_default))
+        from .cli import _json_default, json_safe
+        print(json.dumps(json_safe(summaries), default=_json_default))
     else:
         print(format_table(summaries))
         print(f"\nresults: {out}\nfigure:  {figure}")

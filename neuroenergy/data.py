@@ -302,7 +302,8 @@ def check_dataset(data: Dataset) -> Dataset:
         if n_in is not None and x.shape[1] != n_in:
             raise DataError(f"{where} has {x.shape[1]} inputs per image but x_train has {n_in}.")
         n_in = x.shape[1]
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # too large for float32: inf, refused below
+            x32 = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(np.sum(x32, dtype=np.float64)):  # one pass; exact for float32
             bad = int(np.count_nonzero(~np.isfinite(x32)))
             raise DataError(f"{where} holds {bad} values that are NaN or infinite"

@@ -248,18 +248,24 @@ def fig_write_maps(path, summaries, out, hidden=None):
     if not sizes:
         return None
     hidden = hidden if hidden in sizes else sizes[0]
-    chosen = {}
+    chosen, maps = {}, {}
     for s in sorted(runs, key=lambda s: (analysis.rule_order(s["rule"]), s["seed"])):
-        if analysis.hidden_key(s) == hidden:
-            chosen.setdefault(s["rule"], s)
+        if analysis.hidden_key(s) != hidden or s["rule"] in chosen:
+            continue
+        counts = (load_run(path, s["run_id"], parts=("write_counts",)).get("write_counts")
+                  or {}).get("input")
+        if counts is None or counts.shape[0] != 785:  # a damaged run, or not 28x28 images
+            continue
+        chosen[s["rule"]], maps[s["rule"]] = s, counts
+    if not chosen:
+        return None
     plt = _pyplot()
     ncols = N_MAP_UNITS + 1
     fig, axes = plt.subplots(len(chosen), ncols, figsize=(2.3 * ncols + 0.8,
                                                         2.3 * len(chosen) + 0.6),
                              layout="constrained", squeeze=False)
     for row, (rule, s) in zip(axes, chosen.items()):
-        counts = load_run(path, s["run_id"], parts=("write_counts",))["write_counts"]["input"]
-        pixels = counts[:784].astype(np.float64)  # row 784 is the bias input
+        pixels = maps[rule][:784].astype(np.float64)  # row 784 is the bias input
         per_unit = pixels.sum(axis=0)
         top = np.argsort(per_unit)[::-1][:N_MAP_UNITS]
         images = [pixels.sum(axis=1)] + [pixels[:, u] for u in top]

@@ -71,7 +71,8 @@ def uses_general_kernel(config: RunConfig) -> bool:
 
 
 def _accuracy(weights, x, y, config):
-    z = forward_logits(weights, x, config.activation, config.leak)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NaN, said below
+        z = forward_logits(weights, x, config.activation, config.leak)
     if not np.all(np.isfinite(z)):
         return float("nan")
     return float(np.mean(np.argmax(z, axis=1) == y))

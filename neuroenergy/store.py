@@ -11,6 +11,8 @@ the next writer merges them.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -27,6 +29,25 @@ COMPRESS_ABOVE_BYTES = 1 << 16
 #: a long-lived writer merges at most every MERGE_COST_FACTOR times its last merge's duration
 MERGE_COST_FACTOR = 10.0
 STATUS_ERROR = "error"
+
+
+@contextmanager
+def deferred_interrupts(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold SIGINT / SIGTERM back until the block ends, then deliver them (to the handlers
+    in place before). Outside the main thread the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received, old = [], {}
+    for signum in signums:
+        old[signum] = signal.signal(signum, lambda sig, frame: received.append(sig))
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 # ----------------------------------------------------------------------------- records
@@ -181,8 +202,11 @@ class ResultsWriter:
         return {s["key"] for s in read_runs(self.path) if s.get("key")}
 
     def add(self, record, merge=None) -> str:
-        """Store one record (see :func:`record_from_result`); returns its run id."""
-        write_pending(self.path, record["run_id"], lambda runs: _write_record(runs, record))
+        """Store one record (see :func:`record_from_result`); returns its run id. Ctrl-C
+        while the run goes to the journal takes effect once it is there (a finished run is
+        never lost to it); the merge may be interrupted (the journal keeps the run)."""
+        with deferred_interrupts():
+            write_pending(self.path, record["run_id"], lambda runs: _write_record(runs, record))
         due = time.monotonic() - self._last_merge_end >= max(
             self.min_merge_interval_s, MERGE_COST_FACTOR * self._last_merge_cost)
         if merge or (merge is None and due):

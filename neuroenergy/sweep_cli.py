@@ -94,9 +94,10 @@ def cmd_show(args) -> int:
     pending = sum(1 for s in summaries if s.get("pending"))
     if args.json:
         rows = summary_rows(summaries)
-        print(json.dumps({"file": str(args.results), "runs": len(summaries), "counts": counts,
-                          "pending": pending, "groups": rows, "summaries": summaries},
-                         default=_json_default))
+        from .cli import json_safe
+        print(json.dumps(json_safe({"file": str(args.results), "runs": len(summaries),
+                                    "counts": counts, "pending": pending, "groups": rows,
+                                    "summaries": summaries}), default=_json_default))
         return 0
     print(f"{args.results}: {len(summaries)} runs - "
           + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))

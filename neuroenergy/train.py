@@ -102,9 +102,10 @@ class _PlasticPart:
         correct = 0
         for start in range(0, len(x), rows):
             stop = min(start + rows, len(x))
-            z = _hidden(x[start:stop], self.w1, net, clamped_cols) @ self.w2
-            if not self.all_plastic:
-                z += offset[start:stop]
+            with np.errstate(over="ignore", invalid="ignore"):  # diverging: NaN, said below
+                z = _hidden(x[start:stop], self.w1, net, clamped_cols) @ self.w2
+                if not self.all_plastic:
+                    z += offset[start:stop]
             if not np.all(np.isfinite(z)):
                 return float("nan")
             correct += int(np.count_nonzero(np.argmax(z, axis=1) == y[start:stop]))
