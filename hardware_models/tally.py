@@ -19,6 +19,27 @@ Contract (neuroenergy/kernels.py relies on these exact signatures):
 - ``device_write(params, w_old, dw, u, z) -> float64``: the weight a device really holds
   after being asked to change ``w_old`` by ``dw`` (device-in-the-loop mode); ``u`` uniform in
   [0, 1), ``z`` standard normal, both supplied by the caller so results are reproducible.
+- ``uses_uniform(params) -> bool``: whether ``u`` is read at all (stochastic rounding).
+
+Speed (``benchmarks/bench_tally.py``)
+------------------------------------
+The three functions are compiled *into* their callers (``inline="always"``): a kernel's
+write loop gets a few nanoseconds of straight code per device and write instead of a
+function call. They read ``params`` only at the top, write ``stats`` only in one block at
+the end and never raise (an unknown kind gives NaN; ``pack_kernel_params`` rejects those),
+so numba can cancel the reference counts of the views ``hw_params[d]`` / ``hw_stats[l, d]``
+a kernel passes in. Two things on the caller's side keep it that way:
+
+- form ``u`` (and ``z``) *before* the call, e.g. ``u = np.random.random()`` on the line
+  above: a call written between the views and the tally (an argument
+  ``np.random.random()`` is evaluated after the views) keeps two atomic reference-count
+  operations per view per write, several times the cost of the tally itself;
+- numba's cache of a kernel holds the tally code it inlined and is not invalidated when
+  this file changes: after editing it, delete the kernels' ``__pycache__/*.nb[ci]`` files
+  (or point ``NUMBA_CACHE_DIR`` elsewhere), or they keep the old code.
+
+``params`` must have ``N_PARAMS`` entries (as made by ``kernel_params()`` and
+``pack_kernel_params``) and ``stats`` ``N_STATS``: slots are read and written unconditionally.
 
 Parameter vector layout (``P_*`` indices, all float64)
 -----------------------------------------------------
@@ -30,7 +51,7 @@ Parameter vector layout (``P_*`` indices, all float64)
 depression pulse (weight units), ``P_NOISE`` cycle-to-cycle std of one pulse's change (weight
 units; a write of n pulses gets std ``P_NOISE * sqrt(n)``, as MLP NeuroSim), ``P_PAIR`` 1
 for unidirectional pairs (w = G+ - G-, potentiation pulses only).
-Rows padded with zeros (``KIND_NONE``) are ignored.
+Rows padded with zeros (``KIND_NONE``) are ignored (their statistics get +0.0).
 
 Statistics slots (``STAT_*`` indices, float64 sums)
 ---------------------------------------------------
@@ -48,7 +69,10 @@ pulses (analog pairs); ``STAT_CLIPPED`` writes whose target lay outside [-w_max,
 """
 import math
 
+from llvmlite import ir as llvm_ir
 import numba
+from numba.core import types
+from numba.extending import intrinsic
 import numpy as np
 
 # --- model kinds --------------------------------------------------------------------------
@@ -56,6 +80,7 @@ KIND_NONE = 0
 KIND_DIGITAL = 1
 KIND_ANALOG = 2
 KIND_BIOLOGY = 3
+_KINDS = (KIND_NONE, KIND_DIGITAL, KIND_ANALOG, KIND_BIOLOGY)
 
 # --- rounding rules and encodings ---------------------------------------------------------
 ROUND_NEAREST = 0
@@ -109,209 +134,229 @@ STAT_NAMES = (
 _SNAP = 1e-4
 
 
-@numba.njit(cache=True)
-def _snap(x):
-    r = math.floor(x + 0.5)
-    if abs(x - r) < _SNAP:
-        return r
-    return x
+# --- compiled building blocks -------------------------------------------------------------
+# Everything here is inlined into its caller (numba IR inlining), so a training kernel gets
+# one straight piece of code per call site instead of a function call per write.
+_JIT = dict(cache=True, inline="always")
 
 
-@numba.njit(cache=True)
+@intrinsic
+def _div(typingctx, a, b):
+    """``a / b`` in float64 without Python's ZeroDivisionError branch (a plain IEEE
+    division; the parameters never hold a zero divisor)."""
+    if not (isinstance(a, types.Number) and isinstance(b, types.Number)):
+        return None
+    sig = types.float64(a, b)
+
+    def codegen(context, builder, signature, args):
+        x = context.cast(builder, args[0], signature.args[0], types.float64)
+        y = context.cast(builder, args[1], signature.args[1], types.float64)
+        return builder.fdiv(x, y)
+    return sig, codegen
+
+
+@intrinsic
+def _sel(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM select (no branch), in the common type of ``a`` and
+    ``b``: for data-dependent choices, which a branch would mispredict."""
+    ty = a if a == b else typingctx.unify_pairs(a, b)
+    if ty is None or not isinstance(cond, types.Boolean):
+        return None
+    sig = ty(cond, a, b)
+
+    def codegen(context, builder, signature, args):
+        x = context.cast(builder, args[1], signature.args[1], signature.return_type)
+        y = context.cast(builder, args[2], signature.args[2], signature.return_type)
+        return builder.select(args[0], x, y)
+    return sig, codegen
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    """``2.0 ** k`` exactly, for an integer -1022 <= k <= 1023, from the exponent bits."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i64 = llvm_ir.IntType(64)
+        e = builder.add(args[0], llvm_ir.Constant(i64, 1023))
+        return builder.bitcast(builder.shl(e, llvm_ir.Constant(i64, 52)),
+                               llvm_ir.DoubleType())
+    return sig, codegen
+
+
+def _unary_intrinsic(name, doc):
+    def typer(typingctx, x):
+        if not isinstance(x, types.Number):
+            return None
+        sig = types.float64(x)
+
+        def codegen(context, builder, signature, args):
+            fn = builder.module.declare_intrinsic(name, [llvm_ir.DoubleType()])
+            return builder.call(fn, [context.cast(builder, args[0], signature.args[0],
+                                                  types.float64)])
+        return sig, codegen
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+_floor = _unary_intrinsic("llvm.floor", "floor(x) as a float64 (no conversion to int).")
+_ceil = _unary_intrinsic("llvm.ceil", "ceil(x) as a float64 (no conversion to int).")
+
+
+@intrinsic
+def _snap(typingctx, x):
+    """``x`` moved onto the nearest integer ``floor(x + 0.5)`` when within ``_SNAP`` of it
+    (float64)."""
+    if not isinstance(x, types.Number):
+        return None
+    sig = types.float64(x)
+
+    def codegen(context, builder, signature, args):
+        x = context.cast(builder, args[0], signature.args[0], types.float64)
+        dbl = llvm_ir.DoubleType()
+        floor = builder.module.declare_intrinsic("llvm.floor", [dbl])
+        fabs = builder.module.declare_intrinsic("llvm.fabs", [dbl])
+        r = builder.call(floor, [builder.fadd(x, llvm_ir.Constant(dbl, 0.5))])
+        near = builder.fcmp_ordered("<", builder.call(fabs, [builder.fsub(x, r)]),
+                                    llvm_ir.Constant(dbl, _SNAP))
+        return builder.select(near, r, x)
+    return sig, codegen
+
+
+@numba.njit(**_JIT)
 def _round_steps(x, rule, u):
     """Whole steps for a non-negative step count ``x`` under a rounding rule."""
-    x = _snap(x)
     if rule == ROUND_NEAREST:
-        return math.floor(x + 0.5)
-    elif rule == ROUND_CEIL:
+        # floor(snap(x) + 0.5) == floor(x + 0.5) for every x: snapping only moves x onto
+        # the integer it rounds to anyway
+        return _floor(x + 0.5)
+    x = _snap(x)
+    if rule == ROUND_CEIL:
         # DNN+NeuroSim: ceil, but only where the change reaches one full step
         if x >= 1.0:
-            return math.ceil(x)
+            return _ceil(x)
         return 0.0
-    else:
-        return math.floor(x + u)
+    return _floor(x + u)
 
 
-@numba.njit(cache=True)
-def _clip(w, w_max):
-    if w > w_max:
-        return w_max
-    if w < -w_max:
-        return -w_max
-    return w
+@intrinsic
+def _clip(typingctx, w, w_max):
+    """``w`` clipped to [-w_max, w_max] in float64 (NaN stays NaN)."""
+    if not (isinstance(w, types.Number) and isinstance(w_max, types.Number)):
+        return None
+    sig = types.float64(w, w_max)
+
+    def codegen(context, builder, signature, args):
+        w = context.cast(builder, args[0], signature.args[0], types.float64)
+        w_max = context.cast(builder, args[1], signature.args[1], types.float64)
+        neg = builder.fneg(w_max)
+        low = builder.select(builder.fcmp_ordered("<", w, neg), neg, w)
+        return builder.select(builder.fcmp_ordered(">", w, w_max), w_max, low)
+    return sig, codegen
 
 
 # --- digital ------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _code_limits(bits, encoding):
-    half = 2 ** (bits - 1)
-    if encoding == ENC_TWOS:
-        return -half, half - 1
-    return -(half - 1), half - 1
+@intrinsic
+def _clip_code(typingctx, c, lo, hi):
+    """Integer ``c`` clipped to [lo, hi]."""
+    sig = types.int64(types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        c, lo, hi = args
+        low = builder.select(builder.icmp_signed(">", c, hi), hi, c)
+        return builder.select(builder.icmp_signed("<", c, lo), lo, low)
+    return sig, codegen
 
 
-@numba.njit(cache=True)
-def _clip_code(c, lo, hi):
-    if c < lo:
-        return lo
-    if c > hi:
-        return hi
-    return c
-
-
-@numba.njit(cache=True)
+@numba.njit(**_JIT)
 def _bit_pattern(code, bits, encoding):
+    """The b-bit pattern stored for an integer code."""
     mask = (1 << bits) - 1
     if encoding == ENC_TWOS:
         return code & mask
-    if code < 0:
-        return ((1 << (bits - 1)) | (-code)) & mask
-    return code & mask
+    return _sel(code < 0, ((1 << (bits - 1)) | (-code)) & mask, code & mask)
 
 
-@numba.njit(cache=True)
-def _popcount(x):
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
+@intrinsic
+def _popcount(typingctx, x):
+    """Set bits of a non-negative int64."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i64 = llvm_ir.IntType(64)
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [i64])
+        return builder.call(ctpop, [args[0]])
+    return sig, codegen
 
 
-@numba.njit(cache=True)
-def _digital_write(params, stats, w_old, w_new, u):
-    w_max = params[P_W_MAX]
-    bits = int(params[P_BITS])
-    encoding = int(params[P_ENCODING])
-    rule = int(params[P_ROUNDING])
-    lsb = w_max / 2.0 ** (bits - 1)
-    lo, hi = _code_limits(bits, encoding)
-    dw = w_new - w_old
-    c_old = _clip_code(int(math.floor(_snap(w_old / lsb) + 0.5)), lo, hi)
+@numba.njit(**_JIT)
+def _digital_codes(w_max, bits, encoding):
+    """(lsb, lowest code, highest code) of a b-bit word; lsb = w_max / 2 ** (bits - 1),
+    computed exactly as a product with a power of two."""
+    half = 1 << (bits - 1)
+    lo = -half if encoding == ENC_TWOS else -(half - 1)
+    return w_max * _pow2(1 - bits), lo, half - 1
+
+
+@numba.njit(**_JIT)
+def _digital_write(w_max, rule, bits, encoding, w_old, w_new, u):
+    """(bits set 0->1, bits reset 1->0) by one write."""
+    lsb, lo, hi = _digital_codes(w_max, bits, encoding)
+    c_old = _clip_code(int(_floor(_div(w_old, lsb) + 0.5)), lo, hi)
     if rule == ROUND_STOCHASTIC:
         # floor(x + u) is unbiased for either sign of x
-        steps = int(math.floor(_snap(dw / lsb) + u))
+        steps = int(_floor(_snap(_div(w_new - w_old, lsb)) + u))
         c_new = _clip_code(c_old + steps, lo, hi)
     else:
-        c_new = _clip_code(int(math.floor(_snap(w_new / lsb) + 0.5)), lo, hi)
-    if w_new > w_max or w_new < -w_max:
-        stats[STAT_CLIPPED] += 1.0
+        c_new = _clip_code(int(_floor(_div(w_new, lsb) + 0.5)), lo, hi)
     p_old = _bit_pattern(c_old, bits, encoding)
     p_new = _bit_pattern(c_new, bits, encoding)
-    set_bits = _popcount(p_new & ~p_old)
-    reset_bits = _popcount(p_old & ~p_new)
-    flipped = set_bits + reset_bits
-    if flipped == 0:
-        stats[STAT_NOOP] += 1.0
-        stats[STAT_NOOP_ABS_DW] += abs(dw)
-    else:
-        stats[STAT_CHANGED] += 1.0
-        stats[STAT_SIZE_POT] += set_bits
-        stats[STAT_SIZE_DEP] += reset_bits
-    return float(flipped)
+    return _popcount(p_new & ~p_old), _popcount(p_old & ~p_new)
 
 
-@numba.njit(cache=True)
-def _digital_device(params, w_old, dw, u):
-    w_max = params[P_W_MAX]
-    bits = int(params[P_BITS])
-    encoding = int(params[P_ENCODING])
-    rule = int(params[P_ROUNDING])
-    lsb = w_max / 2.0 ** (bits - 1)
-    lo, hi = _code_limits(bits, encoding)
-    x = _snap((w_old + dw) / lsb)
+@numba.njit(**_JIT)
+def _digital_device(w_max, rule, bits, encoding, w_old, dw, u):
+    lsb, lo, hi = _digital_codes(w_max, bits, encoding)
+    x = _div(w_old + dw, lsb)
     if rule == ROUND_STOCHASTIC:
-        c = int(math.floor(x + u))
+        c = int(_floor(_snap(x) + u))
     else:
-        c = int(math.floor(x + 0.5))
+        c = int(_floor(x + 0.5))
     return _clip_code(c, lo, hi) * lsb
 
 
 # --- analog -------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _analog_pulses(params, dw, u):
+_N_CAP = 2.0 ** 62  # more pulses than any device range holds; keeps device weights finite
+
+
+@numba.njit(**_JIT)
+def _analog_pulses(rule, step_pot, step_dep, dw, u):
     """Signed pulse count for a (clipped) change ``dw``; negative means depression."""
-    rule = int(params[P_ROUNDING])
     if dw > 0.0:
-        return _round_steps(dw / params[P_DW_POT], rule, u)
+        return _round_steps(_div(dw, step_pot), rule, u)
     elif dw < 0.0:
-        return -_round_steps(-dw / params[P_DW_DEP], rule, u)
+        return -_round_steps(_div(-dw, step_dep), rule, u)
     return 0.0
 
 
-@numba.njit(cache=True)
-def _analog_write(params, stats, w_old, w_new, u):
-    w_max = params[P_W_MAX]
-    pair = params[P_PAIR] != 0.0
-    if w_new > w_max or w_new < -w_max:
-        stats[STAT_CLIPPED] += 1.0
-    a = _clip(w_old, w_max)
-    b = _clip(w_new, w_max)
-    n = _analog_pulses(params, b - a, u)
-    if n == 0.0:
-        stats[STAT_NOOP] += 1.0
-        stats[STAT_NOOP_ABS_DW] += abs(w_new - w_old)
-        return 0.0
-    stats[STAT_CHANGED] += 1.0
-    if pair:
-        # the pulsed device's own conductance is not tracked: its fill level is taken as
-        # uniform over its range (mean 0.5), the same renewal argument as the refresh hazard
-        g_mid = 0.5
-    else:
-        g_mid = 0.5 * ((a + w_max) + (b + w_max)) / (2.0 * w_max)
-    p = abs(n)
-    if n > 0.0:
-        stats[STAT_SIZE_POT] += p
-        stats[STAT_G_POT] += p * g_mid
-        step = params[P_DW_POT]
-    else:
-        stats[STAT_SIZE_DEP] += p
-        stats[STAT_G_DEP] += p * g_mid
-        step = params[P_DW_DEP]
-    if pair:
-        # each device of the pair spans w_max / step pulses; a device whose fill level is
-        # uniform over that range saturates during these p pulses with probability p / cap
-        cap = w_max / step
-        hazard = p / cap
-        if hazard > 1.0:
-            hazard = 1.0
-        stats[STAT_REFRESH] += hazard
-        # after a refresh |w| is re-programmed onto one device with potentiation pulses
-        stats[STAT_REFRESH_PULSES] += hazard * math.floor(_snap(abs(b) / step) + 0.5)
-    return p
-
-
-@numba.njit(cache=True)
-def _analog_device(params, w_old, dw, u, z):
-    w_max = params[P_W_MAX]
-    n = _analog_pulses(params, dw, u)
-    if n == 0.0:
-        return _clip(w_old, w_max)
-    if n > 0.0:
-        step = params[P_DW_POT]
-    else:
-        step = params[P_DW_DEP]
-    w = w_old + n * step + params[P_NOISE] * math.sqrt(abs(n)) * z
-    return _clip(w, w_max)
-
-
-# --- biology ------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _biology_write(stats, w_old, w_new):
-    dw = w_new - w_old
-    if dw == 0.0:
-        stats[STAT_NOOP] += 1.0
-        return 0.0
-    stats[STAT_CHANGED] += 1.0
-    if dw > 0.0:
-        stats[STAT_SIZE_POT] += dw
-    else:
-        stats[STAT_SIZE_DEP] -= dw
-    return abs(dw)
+@numba.njit(**_JIT)
+def _analog_device(w_max, rule, step_pot, step_dep, noise, w_old, dw, u, z):
+    n = _analog_pulses(rule, step_pot, step_dep, dw, u)
+    # |n| >= 2**62 pulses saturate anyway; the bound keeps w finite (no inf - inf)
+    n = _sel(n > _N_CAP, _N_CAP, _sel(n < -_N_CAP, -_N_CAP, n))
+    step = _sel(n > 0.0, step_pot, step_dep)
+    w = w_old + n * step + noise * math.sqrt(abs(n)) * z
+    return _clip(_sel(n == 0.0, w_old, w), w_max)
 
 
 # --- the contract -------------------------------------------------------------------------
-@numba.njit(cache=True)
+# tally_write, tally_row and device_write read ``params`` only at the top and write
+# ``stats`` only in one straight block at the end, and cannot raise: the reference counts of
+# the array views a kernel passes in (``hw_params[d]``, ``hw_stats[layer, d]``) then cancel
+# at compile time. An early return, a raise (a ZeroDivisionError check included) or a slot
+# written on some paths only leaves two atomic reference-count calls per view per write,
+# which cost ten times the tally itself.
+@numba.njit(**_JIT)
 def tally_write(params, stats, w_old, w_new, u):
     """Record one write of one synapse from ``w_old`` to ``w_new``.
 
@@ -330,24 +375,99 @@ def tally_write(params, stats, w_old, w_new, u):
     -------
     size : float
         Pulses (analog), bits flipped (digital) or |dw| (biology): the kernel keeps the
-        largest size of each row for ``tally_row``.
+        largest size of each row for ``tally_row``. NaN, with nothing tallied, for an
+        unknown model kind (``pack_kernel_params`` rejects those).
     """
     kind = int(params[P_KIND])
-    if kind == KIND_NONE:
-        return 0.0
-    stats[STAT_WRITES] += 1.0
-    stats[STAT_ABS_DW] += abs(w_new - w_old)
+    w_max = params[P_W_MAX]
+    rule = int(params[P_ROUNDING])
+    q3 = params[3]
+    q4 = params[4]
+    pair = params[P_PAIR] != 0.0
+    dw = w_new - w_old
+    adw = abs(dw)
+    # one write adds `writes` to STAT_WRITES and to slot `event` (STAT_NOOP or
+    # STAT_CHANGED), `add_a` to slot `slot_a` and `add_b` to slot `slot_b`. Slots a write
+    # does not reach get +0.0, which leaves them bit-identical: every slot is a sum of
+    # non-negative terms started at +0.0.
+    writes = 1.0
+    event = STAT_CHANGED
+    noop_dw = 0.0
+    slot_a = STAT_SIZE_POT
+    add_a = 0.0
+    slot_b = STAT_SIZE_DEP
+    add_b = 0.0
+    clipped = 0.0
+    refresh = 0.0
+    refresh_p = 0.0
+    size = 0.0
     if kind == KIND_ANALOG:
-        return _analog_write(params, stats, w_old, w_new, u)
+        clipped = _sel((w_new > w_max) | (w_new < -w_max), 1.0, 0.0)
+        a = _clip(w_old, w_max)
+        b = _clip(w_new, w_max)
+        n = _analog_pulses(rule, q3, q4, b - a, u)
+        noop = n == 0.0
+        pot = n > 0.0
+        # the sign of a change is unpredictable: selects; whether a write moves the device
+        # is mostly predictable (coarse devices lose most updates): a branch, which skips
+        # the divisions of lost updates
+        event = _sel(noop, STAT_NOOP, STAT_CHANGED)
+        noop_dw = _sel(noop, adw, 0.0)
+        slot_a = _sel(pot, STAT_SIZE_POT, STAT_SIZE_DEP)
+        slot_b = _sel(pot, STAT_G_POT, STAT_G_DEP)
+        if not noop:
+            size = abs(n)
+            if pair:
+                # the pulsed device's own conductance is not tracked: its fill level is
+                # taken as uniform over its range (mean 0.5), the same renewal argument as
+                # the refresh hazard
+                g_mid = 0.5
+                # each device of the pair spans w_max / step pulses; a device whose fill
+                # level is uniform over that range saturates during these pulses with
+                # probability pulses / cap; after a refresh |w| is re-programmed onto one
+                # device with potentiation pulses
+                step = _sel(pot, q3, q4)
+                refresh = _div(size, _div(w_max, step))
+                refresh = _sel(refresh > 1.0, 1.0, refresh)
+                refresh_p = refresh * _floor(_div(abs(b), step) + 0.5)
+            else:
+                g_mid = _div(0.5 * ((a + w_max) + (b + w_max)), 2.0 * w_max)
+            add_a = size
+            add_b = size * g_mid
     elif kind == KIND_DIGITAL:
-        return _digital_write(params, stats, w_old, w_new, u)
+        clipped = _sel((w_new > w_max) | (w_new < -w_max), 1.0, 0.0)
+        set_bits, reset_bits = _digital_write(w_max, rule, int(q3), int(q4), w_old, w_new, u)
+        flipped = set_bits + reset_bits
+        event = _sel(flipped == 0, STAT_NOOP, STAT_CHANGED)
+        noop_dw = _sel(flipped == 0, adw, 0.0)
+        add_a = float(set_bits)
+        add_b = float(reset_bits)
+        size = float(flipped)
     elif kind == KIND_BIOLOGY:
-        return _biology_write(stats, w_old, w_new)
+        noop = dw == 0.0
+        event = _sel(noop, STAT_NOOP, STAT_CHANGED)
+        slot_a = _sel(dw > 0.0, STAT_SIZE_POT, STAT_SIZE_DEP)
+        add_a = _sel(noop, 0.0, adw)
+        size = add_a
     else:
-        raise ValueError("unknown hardware model kind in params[0]")
+        # KIND_NONE (padding) or unknown: nothing is tallied
+        writes = 0.0
+        adw = 0.0
+        if kind != KIND_NONE:
+            size = math.nan
+    stats[STAT_WRITES] += writes
+    stats[STAT_ABS_DW] += adw
+    stats[event] += writes
+    stats[STAT_NOOP_ABS_DW] += noop_dw
+    stats[slot_a] += add_a
+    stats[slot_b] += add_b
+    stats[STAT_CLIPPED] += clipped
+    stats[STAT_REFRESH] += refresh
+    stats[STAT_REFRESH_PULSES] += refresh_p
+    return size
 
 
-@numba.njit(cache=True)
+@numba.njit(**_JIT)
 def tally_row(params, stats, n_writes, max_size):
     """Record one row touched in one training step.
 
@@ -362,17 +482,18 @@ def tally_row(params, stats, n_writes, max_size):
     max_size : float
         Largest size returned by ``tally_write`` for this row in this step.
     """
-    if int(params[P_KIND]) == KIND_NONE:
-        return
-    stats[STAT_ROWS] += 1.0
-    stats[STAT_ROW_WRITES] += n_writes
-    stats[STAT_ROW_MAX] += max_size
-    stats[STAT_ROW_NW_MAX] += n_writes * max_size
-    if max_size > 0.0:
-        stats[STAT_ROWS_ACTIVE] += 1.0
+    on = int(params[P_KIND]) != KIND_NONE
+    rows = _sel(on, 1.0, 0.0)
+    nw = _sel(on, float(n_writes), 0.0)
+    mx = _sel(on, float(max_size), 0.0)
+    stats[STAT_ROWS] += rows
+    stats[STAT_ROW_WRITES] += nw
+    stats[STAT_ROW_MAX] += mx
+    stats[STAT_ROW_NW_MAX] += nw * mx
+    stats[STAT_ROWS_ACTIVE] += _sel(mx > 0.0, rows, 0.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(**_JIT)
 def device_write(params, w_old, dw, u, z):
     """The weight a device holds after being asked to change ``w_old`` by ``dw``.
 
@@ -395,16 +516,31 @@ def device_write(params, w_old, dw, u, z):
     Returns
     -------
     w_new : float
+        NaN for an unknown model kind (``pack_kernel_params`` rejects those).
     """
     kind = int(params[P_KIND])
+    w_max = params[P_W_MAX]
+    rule = int(params[P_ROUNDING])
+    q3 = params[3]
+    q4 = params[4]
+    noise = params[P_NOISE]
     if kind == KIND_ANALOG:
-        return _analog_device(params, w_old, dw, u, z)
+        return _analog_device(w_max, rule, q3, q4, noise, w_old, dw, u, z)
     elif kind == KIND_DIGITAL:
-        return _digital_device(params, w_old, dw, u)
+        return _digital_device(w_max, rule, int(q3), int(q4), w_old, dw, u)
     elif kind == KIND_BIOLOGY or kind == KIND_NONE:
         return w_old + dw
-    else:
-        raise ValueError("unknown hardware model kind in params[0]")
+    return math.nan
+
+
+@numba.njit(**_JIT)
+def uses_uniform(params):
+    """Whether ``tally_write`` / ``device_write`` read ``u`` for this device: analog and
+    digital devices with stochastic rounding. A kernel may skip drawing ``u`` for the others
+    (pass any value), which changes which random numbers the stochastic devices get."""
+    kind = int(params[P_KIND])
+    stochastic = int(params[P_ROUNDING]) == ROUND_STOCHASTIC
+    return stochastic and (kind == KIND_ANALOG or kind == KIND_DIGITAL)
 
 
 def pack_kernel_params(models):
@@ -425,6 +561,11 @@ def pack_kernel_params(models):
         if v.size > N_PARAMS:
             raise ValueError(
                 f"A kernel parameter vector has {v.size} entries; at most {N_PARAMS} fit.")
+        # the compiled tallies cannot raise (it would slow every write): check here
+        if v.size and not (np.isfinite(v[P_KIND]) and int(v[P_KIND]) in _KINDS):
+            raise ValueError(
+                f"Unknown hardware model kind {v[P_KIND]!r} in a kernel parameter vector "
+                f"(known: {', '.join(str(k) for k in _KINDS)}).")
         rows.append(v)
     out = np.zeros((len(rows), N_PARAMS), dtype=np.float64)
     for i, v in enumerate(rows):
