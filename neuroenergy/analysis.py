@@ -3,6 +3,7 @@ network size, savings against backprop, and the counts per status. Used by ``sho
 figures and the reproduction report."""
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 
@@ -54,19 +55,84 @@ def varying_fields(summaries) -> list:
     return sorted(k for k, v in values.items() if len(v) > 1)
 
 
-def _context(summary, varying) -> tuple:
-    cfg = summary.get("config") or {}
-    return tuple((k, cfg.get(k)) for k in varying)
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def series_label(summary, varying=()) -> str:
-    """The rule with its parameters, plus the config fields that vary in the file."""
+def _described(summary) -> tuple:
+    """(rule parameters, config fields) that describe a run besides rule, size and seed."""
     params = {k: v for k, v in (summary.get("rule_params") or {}).items()
               if v is not None and k != "selection"}
-    text = summary["rule"] + (f" ({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in params.items())})"
-                              if params else "")
-    extra = [f"{k}={v}" for k, v in _context(summary, varying)]
-    return text + (f" [{', '.join(extra)}]" if extra else "")
+    config = {k: v for k, v in (summary.get("config") or {}).items()
+              if k not in GROUP_FIELDS_IGNORED}
+    return params, config
+
+
+class SeriesLabels:
+    """Names the series of a file: one per rule and setting, so that a trend over network
+    sizes stays one line. A parameter that takes one value per size (a path that grows with
+    the network, an output learning rate for the largest one) is part of the size's protocol:
+    rule parameters are shown as a range ('k=50-200'), config fields not at all. Config
+    fields that differ between runs of one size and rule, or between rules at one size, are
+    shown in brackets."""
+
+    def __init__(self, summaries):
+        values = defaultdict(lambda: defaultdict(set))  # (rule|None, kind, name) -> size -> set
+        for s in summaries:
+            params, config = _described(s)
+            size = hidden_key(s)
+            for k, v in params.items():
+                values[(s["rule"], "param", k)][size].add(_text(v))
+            for k, v in config.items():
+                values[(s["rule"], "config", k)][size].add(repr(v))
+                values[(None, "config", k)][size].add(repr(v))
+        within = {key for key, by_size in values.items()
+                  if any(len(v) > 1 for v in by_size.values())}
+        self.split_params = {(rule, name) for rule, kind, name in within if kind == "param"}
+        # config fields that vary within a size (for a rule, or across rules) split series
+        self.shown_config = {name for rule, kind, name in within if kind == "config"}
+        self.ranges = defaultdict(lambda: defaultdict(set))  # series -> other param -> values
+        for s in summaries:
+            for k, v in _described(s)[0].items():
+                if (s["rule"], k) not in self.split_params:
+                    self.ranges[self._identity(s)][k].add(_text(v))
+
+    def _identity(self, summary) -> tuple:
+        params, config = _described(summary)
+        return (summary["rule"],
+                tuple((k, _text(v)) for k, v in params.items()
+                      if (summary["rule"], k) in self.split_params),
+                tuple((k, repr(config.get(k))) for k in sorted(self.shown_config)))
+
+    def __call__(self, summary) -> str:
+        params, config = _described(summary)
+        ranges = self.ranges.get(self._identity(summary), {})
+        shown = []
+        for k, v in params.items():
+            seen = ranges.get(k, ())
+            shown.append(f"{k}={_range_text(seen) if len(seen) > 1 else _text(v)}")
+        text = summary["rule"] + (f" ({', '.join(shown)})" if shown else "")
+        extra = [f"{k}={_text(config[k])}" for k in sorted(self.shown_config) if k in config]
+        return text + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def _range_text(values) -> str:
+    try:
+        numbers = sorted(float(v) for v in values)
+        return f"{numbers[0]:g}-{numbers[-1]:g}"
+    except ValueError:
+        return "|".join(sorted(values))
+
+
+def series_label(summary, labels=None) -> str:
+    """The series a run belongs to (see :class:`SeriesLabels`)."""
+    return (labels or SeriesLabels([summary]))(summary)
+
+
+def _protocol(summary) -> str:
+    """Everything but the rule and the seed: runs with the same protocol can be paired."""
+    config = {k: v for k, v in (summary.get("config") or {}).items() if k not in ("rule", "seed")}
+    return json.dumps(config, sort_keys=True)
 
 
 def _total(summary, measure):
@@ -94,14 +160,19 @@ def rule_order(label: str):
     return (names.index(rule) if rule in names else len(names), label)
 
 
+def finished(summaries) -> list:
+    """The runs with results (errors and unreadable runs left out)."""
+    return [s for s in summaries if s.get("status") in ("converged", "not_converged",
+                                                         "diverged")]
+
+
 def series_by_rule(summaries) -> dict:
     """{series label: {hidden: [summaries]}} of the runs with results (no errors)."""
-    good = [s for s in summaries if s.get("status") in ("converged", "not_converged",
-                                                         "diverged")]
-    varying = varying_fields(good)
+    good = finished(summaries)
+    labels = SeriesLabels(good)
     out = defaultdict(lambda: defaultdict(list))
     for s in good:
-        out[series_label(s, varying)][hidden_key(s)].append(s)
+        out[labels(s)][hidden_key(s)].append(s)
     return {k: dict(sorted(out[k].items(), key=lambda kv: _size_order(kv[0])))
             for k in sorted(out, key=rule_order)}
 
@@ -117,19 +188,20 @@ def curve(runs_by_hidden, name, converged_only=True) -> dict:
 
 def savings(summaries, measure="M1") -> dict:
     """{series: {hidden: (mean, low, high, n)}} of backprop's ``measure`` divided by the
-    rule's, paired by seed (same hidden size, seed and other config), converged runs only."""
+    rule's, paired by seed (same seed and every other config field, the size included),
+    converged runs only."""
+    labels = SeriesLabels(finished(summaries))
     good = [s for s in summaries if s.get("status") == "converged"]
-    varying = varying_fields(good)
     base = {}
     for s in good:
         if s["rule"] == BASELINE_RULE:
-            base[(hidden_key(s), s["seed"], _context(s, varying))] = _total(s, measure)
+            base[(s["seed"], _protocol(s))] = _total(s, measure)
     ratios = defaultdict(lambda: defaultdict(list))
     for s in good:
-        b = base.get((hidden_key(s), s["seed"], _context(s, varying)))
+        b = base.get((s["seed"], _protocol(s)))
         value = _total(s, measure)
         if s["rule"] != BASELINE_RULE and b and value:
-            ratios[series_label(s, varying)][hidden_key(s)].append(b / value)
+            ratios[labels(s)][hidden_key(s)].append(b / value)
     return {k: {h: mean_ci(d[h]) for h in sorted(d, key=_size_order)}
             for k, d in ratios.items()}
 

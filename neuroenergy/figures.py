@@ -175,7 +175,7 @@ def fig_savings(summaries, by_series, styles, out):
 def fig_energy_accuracy(path, summaries, styles, out, target):
     from .store import load_run
     plt = _pyplot()
-    varying = analysis.varying_fields([s for s in summaries if s.get("status") != "error"])
+    labels = analysis.SeriesLabels(analysis.finished(summaries))
     runs = [s for s in summaries if s.get("status") in ("converged", "not_converged")]
     sizes = sorted({analysis.hidden_key(s) for s in runs}, key=analysis._size_order)
     if not sizes:
@@ -193,7 +193,7 @@ def fig_energy_accuracy(path, summaries, styles, out, target):
             c = load_run(path, s["run_id"], parts=("curves",)).get("curves", {})
             if "M1_input" not in c:
                 continue
-            label = analysis.series_label(s, varying)
+            label = labels(s)
             color, _, ls = styles.get(label, (rule_color(s["rule"]), "o", "-"))
             m1 = np.asarray(c["M1_input"]) + np.asarray(c["M1_output"])
             accuracy = 100 * np.asarray(c["accuracy"])

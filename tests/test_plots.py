@@ -112,3 +112,33 @@ def test_study_grid_and_report(results, figures, tmp_path):
     assert all(any(v in cell for v in ("supported", "partly", "no data")) for cell in verdicts)
     for fig in figures:
         assert f"(figures/{fig.name})" in text
+
+
+def _summary(rule, hidden, seed, m1, lr_out=None, **params):
+    config = {"hidden": hidden, "seed": seed, "lr_out": lr_out, "lr": 0.01,
+              "rule": {"name": rule, **params}}
+    return {"rule": rule, "rule_params": params, "hidden": hidden, "seed": seed,
+            "status": "converged", "epochs": 1.0, "config": config,
+            "energy": {"M1": {"total": m1}, "M0": {"total": 10 * m1}}}
+
+
+def test_series_follow_a_rule_across_sizes_and_pair_with_backprop():
+    from neuroenergy import analysis
+    runs = []
+    for seed in (0, 1):
+        for hidden, k, lr_out in ((100, 50, None), (1000, 50, None), (10000, 200, 0.003)):
+            runs.append(_summary("backprop", hidden, seed, 100.0 * hidden, lr_out))
+            runs.append(_summary("path", hidden, seed, 50.0 * hidden, lr_out, k=k))
+            for p in (0.1, 0.2):  # a setting that varies within a size is its own series
+                runs.append(_summary("top-fraction", hidden, seed, 25.0 * hidden, lr_out, p=p))
+    series = analysis.series_by_rule(runs)
+    # k grows with the size and lr_out is set for the largest size only: still one line each
+    assert list(series) == ["backprop", "top-fraction (p=0.1)", "top-fraction (p=0.2)",
+                            "path (k=50-200)"]
+    assert all(list(s) == [100, 1000, 10000] for s in series.values())
+    saving = analysis.savings(runs)
+    assert saving["path (k=50-200)"][10000][:2] == (2.0, 2.0)
+    assert saving["top-fraction (p=0.1)"][100][0] == 4.0
+    lr_runs = runs + [_summary("backprop", 100, 0, 1.0, None) | {
+        "config": {**runs[0]["config"], "lr": 0.02}}]
+    assert "backprop [lr=0.02]" in analysis.series_by_rule(lr_runs)
