@@ -102,8 +102,31 @@ def reproduce(out: Path, quick=False, resume=False, progress=True, executor="pro
                        scheduler=scheduler, resume=resume or results.exists(),
                        progress=progress)
     report["wall_s"] = time.monotonic() - start
+    report["sessions"] = _log_session(out / "sessions.json", report)
     figures = plot_results(results, out / "figures")
     return write_report(results, out, figures, report, quick)
+
+
+def _log_session(path: Path, report) -> list:
+    """Every invocation's wall time and runs (a resumed reproduction spans several)."""
+    import json
+    sessions = json.loads(path.read_text()) if path.exists() else []
+    sessions.append({"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "wall_s": round(report["wall_s"], 1), "runs": report["run"],
+                     "executor": report["executor"], "cores": os.cpu_count()})
+    path.write_text(json.dumps(sessions, indent=1) + "\n")
+    return sessions
+
+
+def _timing_text(sweep_report, train_s) -> str:
+    sessions = sweep_report.get("sessions") or [{"wall_s": sweep_report["wall_s"],
+                                                 "runs": sweep_report["run"]}]
+    trained = [s for s in sessions if s["runs"]]
+    wall = sum(s["wall_s"] for s in trained)
+    return (f"Wall time of the sweep {wall / 60:.1f} min ({sum(s['runs'] for s in trained)} "
+            f"runs trained in {len(trained)} session(s), see `sessions.json`); summed "
+            f"training time of the runs {train_s / 60:.1f} min; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores as the report was written.")
 
 
 def _md_table(head, rows) -> str:
@@ -156,9 +179,7 @@ def write_report(results, out: Path, figures, sweep_report, quick) -> Path:
         f"{sys.version.split()[0]}, executor {sweep_report['executor']}. "
         f"{len(summaries)} runs: " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                for k, v in counts.items()) + ". "
-        f"Wall time of this invocation {sweep_report['wall_s'] / 60:.1f} min "
-        f"({sweep_report['run']} runs trained, {sweep_report['skipped']} already stored); "
-        f"summed training time of all runs {train_s / 60:.1f} min.", "",
+        + _timing_text(sweep_report, train_s), "",
         "## Claims", "",
         _md_table(["claim (paper)", "measured here", "criterion", "verdict"],
                   [[c["claim"], c["measured"], c["criterion"], f"**{c['verdict']}**"]
