@@ -209,7 +209,7 @@ def savings(summaries, measure="M1") -> dict:
 def summary_rows(summaries) -> list:
     """One row per (series, hidden): counts per status and means with 95% intervals over
     the converged runs (epochs, M0, M1, M1_min, M1/M1_min, savings vs backprop)."""
-    saving = savings(summaries)
+    saving = {m: savings(summaries, m) for m in ("M0", "M1")}
     rows = []
     for label, by_hidden in series_by_rule(summaries).items():
         for hidden, runs in by_hidden.items():
@@ -219,7 +219,9 @@ def summary_rows(summaries) -> list:
                                          if k != "error"}}
             for name in ("epochs", "M0", "M1", "M1_min", "inefficiency_M1", "test_accuracy"):
                 row[name] = mean_ci([metric(r, name) for r in conv])
-            row["savings_M1"] = saving.get(label, {}).get(hidden, (math.nan,) * 3 + (0,))
+            for m in ("M0", "M1"):
+                row[f"savings_{m}"] = saving[m].get(label, {}).get(hidden,
+                                                                 (math.nan,) * 3 + (0,))
             rows.append(row)
     return rows
 

@@ -53,11 +53,14 @@ def claim_updates(rows):
     return _row(claim, measured, f"fewest mean M0 within [{lo:.0e}, {hi:.0e}]", verdict)
 
 
-def claim_savings(rows):
-    claim = "Both restrictions save energy (M1) compared with backprop"
+def claim_savings(rows, measure="M1"):
+    claim = {"M1": "Both restrictions save energy (M1) compared with backprop",
+             "M0": "... and save synaptic updates (M0, the energy model with alpha = 0)"}[
+                 measure]
     parts, fractions = [], []
     for series in _rules(rows):
-        s = {h: v for h, v in _by(rows, series, "savings_M1").items() if np.isfinite(v)}
+        s = {h: v for h, v in _by(rows, series, f"savings_{measure}").items()
+             if np.isfinite(v)}
         if s:
             parts.append(f"{series}: {_fmt(min(s.values()), '.2g')}x - "
                          f"{_fmt(max(s.values()), '.2g')}x")
@@ -162,8 +165,12 @@ def _spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-CHECKS = (claim_updates, claim_inefficiency, claim_savings, claim_growth, claim_combined_best,
-          claim_time)
+def claim_savings_m0(rows):
+    return claim_savings(rows, "M0")
+
+
+CHECKS = (claim_updates, claim_inefficiency, claim_savings, claim_savings_m0, claim_growth,
+          claim_combined_best, claim_time)
 
 
 def evaluate(summaries) -> list:

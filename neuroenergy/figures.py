@@ -37,6 +37,11 @@ def _log_y(ax, values):
     ax.set_yscale("log", nonpositive="clip")
     if len(v):
         ax.set_ylim(v.min() / 2, v.max() * 2)
+        if v.max() / v.min() < 30:  # under two decades: label ticks as plain numbers
+            from matplotlib.ticker import FuncFormatter
+            plain = FuncFormatter(lambda x, _: f"{x:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
 
 
 def _size_axis(ax, sizes):
@@ -157,7 +162,7 @@ def fig_savings(summaries, by_series, styles, out):
     drawn = False
     for ax, measure in zip(axes, ("M0", "M1")):
         ratios = analysis.savings(summaries, measure)
-        series = {k: by_series[k] for k in ratios if k in by_series}
+        series = {k: runs for k, runs in by_series.items() if k in ratios}
         values = _trend(ax, series, styles, measure, transform=lambda k: ratios[k])
         drawn = drawn or bool(values)
         ax.axhline(1.0, color=rule_color(analysis.BASELINE_RULE), lw=1, ls="--",

@@ -108,7 +108,7 @@ def test_study_grid_and_report(results, figures, tmp_path):
     assert "## Claims" in text and "10^8" in text and "Savings grow with network size" in text
     verdicts = [line.rsplit("|", 2)[-2] for line in text.splitlines()
                 if line.startswith("| ") and "**" in line]
-    assert len(verdicts) == 6
+    assert len(verdicts) == 7
     assert all(any(v in cell for v in ("supported", "partly", "no data")) for cell in verdicts)
     for fig in figures:
         assert f"(figures/{fig.name})" in text
