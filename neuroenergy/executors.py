@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import traceback
 from collections import deque
 from contextlib import contextmanager, nullcontext
@@ -19,6 +20,7 @@ from .errors import ConfigError, DependencyError
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
 MAX_ATTEMPTS = 2
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 EXECUTORS = ("serial", "processes", "dask")
 #: test hook: ``NEUROENERGY_EXECUTOR_FAULT=die:<key>`` kills the worker that runs that point
 FAULT_ENV = "NEUROENERGY_EXECUTOR_FAULT"
@@ -106,9 +108,16 @@ class SerialExecutor:
             yield run_point(task)
 
 
-def _ignore_sigint():
+def _worker_init():
     # Ctrl-C reaches the whole process group: only the writer handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a writer killed outright (SIGKILL) must not leave its workers behind
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: workers may linger
+            pass
 
 
 class ProcessExecutor:
@@ -127,7 +136,7 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
         with _environ(WORKER_ENV):  # spawned children inherit the environment
             return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(
-                "spawn"), initializer=_ignore_sigint)
+                "spawn"), initializer=_worker_init)
 
     def run(self, points, store_weights):
         from concurrent.futures import FIRST_COMPLETED, wait

@@ -71,7 +71,7 @@ def test_show_command(results, capsys):
     assert "top-fraction (p=0.1)" in out and "combined (k=5, p=0.3)" in out
     assert "MemoryError: synthetic" in out
     assert cli.main(["show", str(results), "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)  # strict JSON
     assert data["runs"] == 17 and data["counts"]["error"] == 1
     assert len(data["groups"]) == 8
     assert {g["hidden"] for g in data["groups"]} == {20, 30}
