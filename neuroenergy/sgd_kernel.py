@@ -339,6 +339,13 @@ def _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh):
 
 
 @numba.njit(cache=True)
+def _typed_constants():
+    """0, the two layer indices and False as plain int64 / bool values: a literal argument
+    would compile a callee once more for every distinct constant."""
+    return np.int64(0), np.int64(0), np.int64(1), np.bool_(False)
+
+
+@numba.njit(cache=True)
 def _abs64(v, out):
     for i in range(v.shape[0]):
         out[i] = abs(np.float64(v[i]))
@@ -348,6 +355,7 @@ def _abs64(v, out):
 def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                  lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2):
     """:func:`train_chunk` for float weights without hardware tallies."""
+    ZERO, IN, OUT, no = _typed_constants()
     n_in, kp = w1.shape
     n_out = w2.shape[1]
     lr1_32 = np.float32(lr1)
@@ -385,14 +393,14 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         xs = x[row]
         a[:] = 0.0
         if pending and not dense1:
-            t = 0
+            t = ZERO
             for i0 in range(0, n_in, ROW_BLOCK):
                 i1 = min(i0 + ROW_BLOCK, n_in)
                 t = _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b,
-                                    cum1_pos, i1, t, counts1, alpha, meter_i, meter_f, 0)
-                _forward_rows(xs, w1, a, i0, i1, False, x_prev, dh_prev, lr1_32)
+                                    cum1_pos, i1, t, counts1, alpha, meter_i, meter_f, IN)
+                _forward_rows(xs, w1, a, i0, i1, no, x_prev, dh_prev, lr1_32)
         else:
-            _forward_rows(xs, w1, a, 0, n_in, pending, x_prev, dh_prev, lr1_32)
+            _forward_rows(xs, w1, a, ZERO, n_in, pending, x_prev, dh_prev, lr1_32)
         pending = False
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
@@ -402,18 +410,18 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         # output layer: written now
         if dense2:
             _dense_output_update(w2, h, post2, lr2, counts2)
-            meter_dense_closed_form(h, post2, lr2, 1, meter_i, meter_f)
+            meter_dense_closed_form(h, post2, lr2, OUT, meter_i, meter_f)
         else:
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             topk_prepare(abs_h, abs_post, k2_all, ws2)
             _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
-            _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp, 0,
-                            counts2, alpha, meter_i, meter_f, 1)
+            _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp, ZERO,
+                            counts2, alpha, meter_i, meter_f, OUT)
 
         # input layer: decided now, written in the next forward pass
         if dense1:
-            meter_dense_closed_form(xs, dh, lr1, 0, meter_i, meter_f)
+            meter_dense_closed_form(xs, dh, lr1, IN, meter_i, meter_f)
             for j in range(kp):
                 nz_post[j] = dh[j] != 0.0
             _count_dense(counts1, xs, nz_post, col_acc)
@@ -429,10 +437,10 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
 
     if pending:
         if dense1:
-            _apply_dense_rows(w1, 0, n_in, x_prev, dh_prev, lr1_32)
+            _apply_dense_rows(w1, ZERO, n_in, x_prev, dh_prev, lr1_32)
         else:
             _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
-                            n_in, 0, counts1, alpha, meter_i, meter_f, 0)
+                            n_in, ZERO, counts1, alpha, meter_i, meter_f, IN)
     _flush_counts(counts1, col_acc)
     return sample_idx.shape[0], STATUS_OK
 
@@ -442,6 +450,7 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
                    lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, hw_params,
                    hw_stats, in_loop_device, seed):
     """:func:`train_chunk` with hardware tallies or a device in the loop."""
+    ZERO, IN, OUT, no = _typed_constants()
     np.random.seed(seed)
     n_in, kp = w1.shape
     n_out = w2.shape[1]
@@ -470,7 +479,7 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         row = sample_idx[s]
         xs = x[row]
         a[:] = 0.0
-        _forward_rows(xs, w1, a, 0, n_in, False, xs, dh, np.float32(lr1))
+        _forward_rows(xs, w1, a, ZERO, n_in, no, xs, dh, np.float32(lr1))
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
             return s, STATUS_DIVERGED
@@ -479,14 +488,14 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
-        _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, 1, alpha, meter_i, meter_f,
+        _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
                           counts2, hw_params, hw_stats, in_loop_device, row_max)
         n1 = all1
         if k1 >= 0:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
-        _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, 0, alpha, meter_i, meter_f,
+        _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
                           counts1, hw_params, hw_stats, in_loop_device, row_max)
     return sample_idx.shape[0], STATUS_OK
 

@@ -348,7 +348,7 @@ def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
                 n_pos += 1
     if k >= n_pos:
         return 0.0, 0, n_pos
-    threshold = _quickselect_desc(cand, n_pos, k)
+    threshold = _quickselect_desc(cand, np.int64(n_pos), np.int64(k))
     n_above = 0
     for t in range(n_pos):  # cand[:n_pos] was only reordered
         n_above += cand[t] > threshold
@@ -424,7 +424,7 @@ def topk_prepare(a, b, k, ws):
             cand[u_cand] = a[i] * b[col_order[u]]
             u_cand += 1
     need = k - n_take
-    threshold = _quickselect_desc(cand, n_cand, need)
+    threshold = _quickselect_desc(cand, np.int64(n_cand), np.int64(need))
     n_above = 0
     for u in range(n_cand):
         n_above += cand[u] > threshold
