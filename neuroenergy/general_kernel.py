@@ -22,6 +22,7 @@ this kernel computes what ``sgd_kernel.train_chunk`` computes (tested), only slo
 import numba
 import numpy as np
 
+from . import _kernel_cache
 from .general_codes import (BUF_NONE, BUF_VISIBLE, F_ALPHA, F_B, F_C, F_DECAY, F_LAZY, F_LEAK,
                             F_THETA, I_ACT, I_BUFFER, I_IN_LOOP, I_LOSS, I_PERIOD,
                             I_READOUT_ONLY, I_RESTRICT_OUT, I_SCOPE, I_UNITS, I_WRITE,
@@ -337,3 +338,14 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
                 write_list(w, counts, off, c, pre, post, lr, sel_i, sel_j, n_sel, l, alpha,
                            meter_i, meter_f, hw_params, hw_stats, in_loop, row_max)
     return sample_idx.shape[0], STATUS_OK
+
+
+def _dependency_files():
+    import hardware_models.tally as tally
+    from . import general_codes, general_writes, kernels
+    here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__]
+    topk = kernels.__file__.replace("kernels.py", "topk.py")
+    return here + [topk]
+
+
+_kernel_cache.refresh(train_chunk_general, _dependency_files())
