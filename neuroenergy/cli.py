@@ -67,7 +67,8 @@ def add_run_options(p: argparse.ArgumentParser, with_rule=True) -> None:
     p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist | IDX folder")
     p.add_argument("--hardware", default=None,
                    help="comma-separated hardware presets to price writes on "
-                        "(see `neuroenergy hardware --list`)")
+                        "(see `neuroenergy hardware --list`; 'biology' = low and high; "
+                        "compare also takes 'default': six technologies and the ATP band)")
     p.add_argument("--hardware-mode", default="accounting", help="accounting | in-the-loop")
     p.add_argument("--out", default=None, help="HDF5 results file to append to")
 

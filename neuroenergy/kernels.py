@@ -129,6 +129,9 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     lr32 = np.float32(lr)
     row_n = 0
     current_row = -1
+    # uniforms for stochastic rounding from a local xorshift64 stream seeded once per call:
+    # numba's np.random.random() costs ~100 ns per draw here, more than a whole tally
+    rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
     for t in range(n_sel + 1):
         i = sel_i[t] if t < n_sel else -1
         if i != current_row:
@@ -172,8 +175,12 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
         counts[i, j] += 1
         row_n += 1
         for d in range(n_dev):
+            rng ^= rng << np.uint64(13)
+            rng ^= rng >> np.uint64(7)
+            rng ^= rng << np.uint64(17)
+            u = np.float64(rng >> np.uint64(11)) * (1.0 / 9007199254740992.0)
             size = tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                               np.float64(w_old) + change, np.random.random())
+                               np.float64(w_old) + change, u)
             row_max[d] = max(row_max[d], size)
 
 

@@ -289,6 +289,10 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
         bar = _Bar(len(todo), skipped, counts, enabled=progress, label=runner.describe())
         stored = 0
         records = runner.run(todo, sweep.store_weights)
+        # Ctrl-C raises KeyboardInterrupt, but one that lands inside a finaliser or weakref
+        # callback is printed and dropped by Python: the flag makes sure it still counts
+        interrupted = []
+        restore = _catch_sigint(interrupted)
         try:
             for record in records:
                 writer.add(record)
@@ -296,6 +300,10 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
                 status = record["summary"]["status"]
                 counts[status] = counts.get(status, 0) + 1
                 bar.update()
+                if interrupted:
+                    raise KeyboardInterrupt
+            if interrupted:
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
             raise SweepInterrupted(
@@ -304,11 +312,28 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
                 "command with --resume to run the remaining "
                 f"{len(todo) - stored}.", stored, len(todo) - stored) from None
         finally:
+            restore()
             records.close()  # stops the workers now, also on Ctrl-C
             bar.close()
     return {"out": str(out), "points": len(sweep.points), "skipped": skipped, "run": stored,
             "counts": counts, "seconds": time.monotonic() - start,
             "executor": runner.describe()}
+
+
+def _catch_sigint(flag: list):
+    """Install a SIGINT handler that records the signal and raises KeyboardInterrupt;
+    returns the function that restores the previous handler."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        flag.append(signum)
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, old)
 
 
 class _Bar:
