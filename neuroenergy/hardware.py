@@ -16,10 +16,13 @@ DEFAULT_COMPARE_PRESETS = ("rram-neurosim", "pcm", "fefet", "ecram", "sram-22nm"
 
 
 def check_presets(names) -> tuple:
-    """Expand group names ('biology' = low and high) and raise ConfigError for unknown ones."""
+    """Expand group names ('biology' = low and high, 'default' = the compare set) and raise
+    ConfigError for unknown ones."""
     from hardware_models import HardwareModelError, presets
+    names = [n for item in names
+             for n in (DEFAULT_COMPARE_PRESETS if item == "default" else (item,))]
     try:
-        return tuple(presets.expand(list(names)))
+        return tuple(presets.expand(names))
     except HardwareModelError as exc:
         raise ConfigError(f"The 'hardware' parameter must list hardware presets. {exc}") \
             from None
