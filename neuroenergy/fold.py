@@ -1,0 +1,234 @@
+"""Writes folded into the forward pass, and their meter.
+
+Per-sample SGD streams the input-layer matrix ``w1`` through the cache once per sample for
+the forward pass, so a sample's update is not applied when it is decided but while the next
+forward pass reads each row: the dense update (backprop, path) row by row as each row is
+read; the selected synapses (top-fraction, combined) either straight from the selection
+(``topk.topk_row``), a block of rows ahead of the read (sparse selections), or, when a
+sizeable share of each row is written, as a mask computed from per-row counts over the
+columns sorted by |post| (``_forward_masked``). Every synapse gets the same float32
+operation as a plain update, ``w + float32(float32(-lr) * pre) * post``, so the weights are
+bit for bit those of applying every update at once.
+
+Energy sums are float64 and taken per row: M1 of a row is lr |pre_i| times the sum of |post_j|
+over its written columns (prefix sums), so it agrees with a pair-by-pair sum to rounding.
+"""
+import numba
+import numpy as np
+
+from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
+from .topk import (MODE_BANDS, S_CAND, S_COLS, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
+                   topk_row_range)
+
+
+@numba.njit(cache=True)
+def _forward_rows(xs, w1, a, i_lo, i_hi, dense, x_prev, dh_prev, lr1_32):
+    """a += xs[i] * w1[i] for rows i_lo..i_hi-1 in float32, in input order; with ``dense``,
+    each row first receives the previous sample's dense update (if its input was nonzero).
+
+    Rows go four at a time: each a[j] still receives its products one row after the other
+    (the same float32 roundings as a row-by-row loop), but the loop overhead and the loads
+    and stores of ``a`` are shared by four rows. Rows are indexed in ``w1`` itself (no row
+    views): one base pointer keeps the compiler's alias checks few, so the loops vectorize."""
+    kp = w1.shape[1]
+    i = i_lo
+    while i + 4 <= i_hi:
+        x0 = xs[i]
+        x1 = xs[i + 1]
+        x2 = xs[i + 2]
+        x3 = xs[i + 3]
+        if (dense and x_prev[i] != 0.0 and x_prev[i + 1] != 0.0 and x_prev[i + 2] != 0.0
+                and x_prev[i + 3] != 0.0):
+            c0 = np.float32(-lr1_32 * x_prev[i])
+            c1 = np.float32(-lr1_32 * x_prev[i + 1])
+            c2 = np.float32(-lr1_32 * x_prev[i + 2])
+            c3 = np.float32(-lr1_32 * x_prev[i + 3])
+            for j in range(kp):
+                d = dh_prev[j]
+                v0 = w1[i, j] + c0 * d
+                v1 = w1[i + 1, j] + c1 * d
+                v2 = w1[i + 2, j] + c2 * d
+                v3 = w1[i + 3, j] + c3 * d
+                w1[i, j] = v0
+                w1[i + 1, j] = v1
+                w1[i + 2, j] = v2
+                w1[i + 3, j] = v3
+                acc = a[j] + x0 * v0
+                acc += x1 * v1
+                acc += x2 * v2
+                a[j] = acc + x3 * v3
+        else:
+            if dense:
+                _apply_dense_rows(w1, i, i + 4, x_prev, dh_prev, lr1_32)
+            for j in range(kp):
+                acc = a[j] + x0 * w1[i, j]
+                acc += x1 * w1[i + 1, j]
+                acc += x2 * w1[i + 2, j]
+                a[j] = acc + x3 * w1[i + 3, j]
+        i += 4
+    while i < i_hi:
+        if dense:
+            _apply_dense_rows(w1, i, i + 1, x_prev, dh_prev, lr1_32)
+        xi = xs[i]
+        for j in range(kp):
+            a[j] += xi * w1[i, j]
+        i += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _apply_dense_rows(w1, i_lo, i_hi, x_prev, dh_prev, lr1_32):
+    """The dense update of rows i_lo..i_hi-1 (rows whose input was zero are not written)."""
+    for i in range(i_lo, i_hi):
+        if x_prev[i] != 0.0:
+            c = np.float32(-lr1_32 * x_prev[i])
+            for j in range(w1.shape[1]):
+                w1[i, j] += c * dh_prev[j]
+
+
+@numba.njit(cache=True)
+def _band_sums(ws, b, post, cum_b, cum_pos):
+    """After ``topk_prepare(., b, ., ws)`` in the band mode: cum_b[u] = sum of b over the
+    first u columns of ws.col_order, cum_pos[u] the same over those with post > 0, so that
+    a row's whole-taken columns are metered in O(1)."""
+    if ws.state[S_MODE] != MODE_BANDS:
+        return
+    col_order = ws.col_order
+    acc = 0.0
+    acc_pos = 0.0
+    cum_b[0] = 0.0
+    cum_pos[0] = 0.0
+    for u in range(ws.state[S_COLS]):
+        j = col_order[u]
+        acc += b[j]
+        acc_pos += b[j] if post[j] > 0.0 else 0.0
+        cum_b[u + 1] = acc
+        cum_pos[u + 1] = acc_pos
+
+
+@numba.njit(cache=True)
+def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts, alpha,
+                    meter_i, meter_f, layer):
+    """Write, count and meter the pairs selected by the last ``topk_prepare(a, b, ., ws)``
+    (a = |pre|, b = |post|; cum_b / cum_pos from :func:`_band_sums`) in the rows
+    ws.rows[t:] that lie below i_hi; returns the next t.
+
+    Per row i with selected columns S: w[i, j] += float32(float32(-lr) pre_i) post_j for j
+    in S, M0 += |S|, M1 += lr a_i sum_S b_j, and the potentiating part (dw > 0 where pre and
+    post have opposite signs) likewise. The pairs are those of ``topk.topk_row``, read here
+    without copying; the ties still to take are kept in ws.state."""
+    state = ws.state
+    n_rows = state[S_ROWS]
+    if t >= n_rows:
+        return t
+    rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
+    mode, nb, c_take, c_cand = state[S_MODE], state[S_NB], state[S_TAKE], state[S_CAND]
+    n_cols, ties = state[S_COLS], state[S_TIES]
+    threshold = ws.threshold[0]
+    lr32 = np.float32(lr)
+    n_writes = 0
+    m1 = 0.0
+    m1_pot = 0.0
+    m_alpha = 0.0
+    while t < n_rows and rows[t] < i_hi:
+        i = rows[t]
+        ai = a[i]
+        c = np.float32(-lr32 * pre[i])
+        scale = lr * ai
+        start = 0
+        stop = n_cols
+        if mode == MODE_BANDS:
+            n_take, stop = topk_row_range(qa[i], sb, nb, c_take, c_cand)
+            for u in range(n_take):
+                j = col_order[u]
+                w[i, j] += c * post[j]
+                counts[i, j] += 1
+            if alpha >= 0.0:
+                for u in range(n_take):
+                    m_alpha += (scale * b[col_order[u]]) ** alpha
+            cnt = n_take
+            s_all = cum_b[n_take]
+            s_pos = cum_pos[n_take]
+            order = col_order
+            start = n_take
+        else:
+            cnt = 0
+            s_all = 0.0
+            s_pos = 0.0
+            order = cols
+        # compared with the threshold, in column order within a bin (ties: row-major)
+        for u in range(start, stop):
+            j = order[u]
+            prod = ai * b[j]
+            if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
+                if prod == threshold:
+                    ties -= 1
+                w[i, j] += c * post[j]
+                counts[i, j] += 1
+                cnt += 1
+                s_all += b[j]
+                s_pos += b[j] if post[j] > 0.0 else 0.0
+                if alpha >= 0.0:
+                    m_alpha += (scale * b[j]) ** alpha
+        n_writes += cnt
+        m1 += scale * s_all
+        m1_pot += scale * ((s_all - s_pos) if pre[i] > 0.0 else s_pos)
+        t += 1
+    state[S_TIES] = ties
+    meter_i[layer] += n_writes
+    meter_f[layer, MF_M1] += m1
+    meter_f[layer, MF_M1_POT] += m1_pot
+    if alpha >= 0.0:
+        meter_f[layer, MF_MALPHA] += m_alpha
+    return t
+
+
+@numba.njit(cache=True)
+def _count_dense(counts1, xs, nz_post, col_acc):
+    """Write counts of a dense update: +1 where xs[i] != 0 and nz_post[j]. When most inputs
+    are nonzero, the column accumulator takes every row and only the zero rows are
+    corrected; :func:`_flush_counts` adds the accumulator in."""
+    n_in, kp = counts1.shape
+    nnz = 0
+    for i in range(n_in):
+        nnz += xs[i] != 0.0
+    if 2 * nnz >= n_in:
+        for j in range(kp):
+            col_acc[j] += nz_post[j]
+        for i in range(n_in):
+            if xs[i] == 0.0:
+                crow = counts1[i]
+                for j in range(kp):
+                    crow[j] -= nz_post[j]
+    else:
+        for i in range(n_in):
+            if xs[i] != 0.0:
+                crow = counts1[i]
+                for j in range(kp):
+                    crow[j] += nz_post[j]
+
+
+@numba.njit(cache=True)
+def _flush_counts(counts1, col_acc):
+    n_in, kp = counts1.shape
+    for i in range(n_in):
+        crow = counts1[i]
+        for j in range(kp):
+            crow[j] += col_acc[j]
+    col_acc[:] = 0
+
+
+@numba.njit(cache=True)
+def _dense_output_update(w2, h, post2, lr2, counts2):
+    """Every nonzero update of the output layer, in place (metered in closed form)."""
+    kp, n_out = w2.shape
+    lr2_32 = np.float32(lr2)
+    for j in range(kp):
+        if h[j] != 0.0:
+            c = np.float32(-lr2_32 * h[j])
+            for o in range(n_out):  # branch-free: a zero error is not a write
+                nz = post2[o] != 0.0
+                wjo = w2[j, o]
+                w2[j, o] = wjo + c * post2[o] if nz else wjo
+                counts2[j, o] += nz
+
+
