@@ -17,8 +17,8 @@ import numba
 import numpy as np
 
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
-from .topk import (MODE_BANDS, S_CAND, S_COLS, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
-                   topk_row_range)
+from .topk import (MODE_BANDS, MODE_NONE, S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE,
+                   S_TIES, topk_row_range)
 
 
 @numba.njit(cache=True)
@@ -232,3 +232,170 @@ def _dense_output_update(w2, h, post2, lr2, counts2):
                 counts2[j, o] += nz
 
 
+
+
+# ----------------------------------------------------------------------------- masked writes
+
+@numba.njit(cache=True)
+def _argsort_desc(b, order):
+    """order = the indices of b by decreasing value (Shell sort: no allocation)."""
+    n = b.shape[0]
+    for j in range(n):
+        order[j] = j
+    gap = 1
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap >= 1:
+        for t in range(gap, n):
+            v = order[t]
+            bv = b[v]
+            u = t
+            while u >= gap and b[order[u - gap]] < bv:
+                order[u] = order[u - gap]
+                u -= gap
+            order[u] = v
+        gap //= 3
+
+
+@numba.njit(cache=True)
+def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, meter_i, meter_f,
+                layer):
+    """Turn the selection of the last ``topk_prepare(a, b, ., ws)`` (a = |pre|, b = |post|)
+    into per-row counts: row i writes the columns holding its n_row[i] largest b (``rank``
+    gives each column's place in that order), since a_i b_j falls with b_j. Meters the
+    writes now (per row, from prefix sums in that order). Returns False, and does nothing,
+    when products tied at the threshold must be split in row-major order (then use
+    :func:`_apply_selected`)."""
+    state = ws.state
+    m = a.shape[0]
+    n = b.shape[0]
+    mode, ties, n_eq = state[S_MODE], state[S_TIES], state[S_EQ]
+    if mode != MODE_NONE and 0 < ties < n_eq:
+        return False
+    strict = ties == 0   # else every product equal to the threshold is taken
+    threshold = ws.threshold[0]
+    _argsort_desc(b, order)
+    acc = 0.0
+    acc_pos = 0.0
+    cum_b[0] = 0.0
+    cum_pos[0] = 0.0
+    for u in range(n):
+        j = order[u]
+        rank[j] = u
+        acc += b[j]
+        acc_pos += b[j] if post[j] > 0.0 else 0.0
+        cum_b[u + 1] = acc
+        cum_pos[u + 1] = acc_pos
+    # a row's count: its whole-taken band columns plus its candidates above the threshold
+    for i in range(m):
+        n_row[i] = 0
+    rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
+    nb, c_take, c_cand, n_cols = state[S_NB], state[S_TAKE], state[S_CAND], state[S_COLS]
+    for t in range(state[S_ROWS] if mode != MODE_NONE else 0):
+        i = rows[t]
+        ai = a[i]
+        if mode == MODE_BANDS:
+            cnt, stop = topk_row_range(qa[i], sb, nb, c_take, c_cand)
+            start = cnt
+            order_t = col_order
+        else:
+            cnt = 0
+            start = 0
+            stop = n_cols
+            order_t = cols
+        for u in range(start, stop):
+            prod = ai * b[order_t[u]]
+            cnt += (prod > threshold) | ((not strict) & (prod == threshold) & (prod > 0.0))
+        n_row[i] = cnt
+    n_writes = 0
+    m1 = 0.0
+    m1_pot = 0.0
+    for t in range(state[S_ROWS] if mode != MODE_NONE else 0):
+        i = rows[t]
+        cnt = n_row[i]
+        if cnt > 0:
+            n_writes += cnt
+            scale = lr * a[i]
+            m1 += scale * cum_b[cnt]
+            m1_pot += scale * ((cum_b[cnt] - cum_pos[cnt]) if pre[i] > 0.0 else cum_pos[cnt])
+    meter_i[layer] += n_writes
+    meter_f[layer, MF_M1] += m1
+    meter_f[layer, MF_M1_POT] += m1_pot
+    return True
+
+
+@numba.njit(cache=True)
+def forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row, rank, counts1):
+    """a = xs @ w1 (float32, input order) after writing the previous sample's masked update
+    (:func:`masked_plan`) and counting it, four rows at a time in one vectorized pass:
+    w1[i, j] += float32(float32(-lr) x_prev_i) dh_prev_j where rank[j] < n_row[i]."""
+    n_in, kp = w1.shape
+    i = 0
+    while i + 4 <= n_in:
+        n0 = n_row[i]
+        n1 = n_row[i + 1]
+        n2 = n_row[i + 2]
+        n3 = n_row[i + 3]
+        x0 = xs[i]
+        x1 = xs[i + 1]
+        x2 = xs[i + 2]
+        x3 = xs[i + 3]
+        if n0 == 0 and n1 == 0 and n2 == 0 and n3 == 0:
+            for j in range(kp):
+                acc = a[j] + x0 * w1[i, j]
+                acc += x1 * w1[i + 1, j]
+                acc += x2 * w1[i + 2, j]
+                a[j] = acc + x3 * w1[i + 3, j]
+        else:
+            c0 = np.float32(-lr1_32 * x_prev[i])
+            c1 = np.float32(-lr1_32 * x_prev[i + 1])
+            c2 = np.float32(-lr1_32 * x_prev[i + 2])
+            c3 = np.float32(-lr1_32 * x_prev[i + 3])
+            for j in range(kp):
+                r = rank[j]
+                d = dh_prev[j]
+                m0 = r < n0
+                m1 = r < n1
+                m2 = r < n2
+                m3 = r < n3
+                w0 = w1[i, j]
+                v0 = w0 + c0 * d if m0 else w0
+                w1_ = w1[i + 1, j]
+                v1 = w1_ + c1 * d if m1 else w1_
+                w2 = w1[i + 2, j]
+                v2 = w2 + c2 * d if m2 else w2
+                w3 = w1[i + 3, j]
+                v3 = w3 + c3 * d if m3 else w3
+                w1[i, j] = v0
+                w1[i + 1, j] = v1
+                w1[i + 2, j] = v2
+                w1[i + 3, j] = v3
+                counts1[i, j] += m0
+                counts1[i + 1, j] += m1
+                counts1[i + 2, j] += m2
+                counts1[i + 3, j] += m3
+                acc = a[j] + x0 * v0
+                acc += x1 * v1
+                acc += x2 * v2
+                a[j] = acc + x3 * v3
+        i += 4
+    while i < n_in:
+        apply_masked_rows(w1, x_prev, dh_prev, lr1_32, n_row, rank, counts1, i, i + 1)
+        xi = xs[i]
+        for j in range(kp):
+            a[j] += xi * w1[i, j]
+        i += 1
+
+
+@numba.njit(cache=True)
+def apply_masked_rows(w, pre, post, lr32, n_row, rank, counts, i_lo, i_hi):
+    """The masked update of rows i_lo..i_hi-1 without a forward pass."""
+    for i in range(i_lo, i_hi):
+        n_i = n_row[i]
+        if n_i > 0:
+            c = np.float32(-lr32 * pre[i])
+            for j in range(w.shape[1]):
+                sel = rank[j] < n_i
+                wij = w[i, j]
+                w[i, j] = wij + c * post[j] if sel else wij
+                counts[i, j] += sel

@@ -20,12 +20,14 @@ import numba
 import numpy as np
 
 from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
-                   _dense_output_update, _flush_counts, _forward_rows)
+                   _dense_output_update, _flush_counts, _forward_rows, apply_masked_rows,
+                   forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       _write_pairs_impl, meter_dense_closed_form, output_error)
 from .topk import topk_prepare, topk_select, topk_workspace
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
+MASK_SHARE = 8  # selections of at least 1 / MASK_SHARE of a layer are written as masks
 
 
 @numba.njit(cache=True)
@@ -168,6 +170,16 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
                          np.empty(1 if dense1 else n_in * kp))
     ws2 = topk_workspace(0 if dense2 else kp, 0 if dense2 else n_out,
                          np.empty(1 if dense2 else kp * n_out))
+    masked1 = not dense1 and alpha < 0.0 and MASK_SHARE * k1_all >= n_in * kp
+    masked2 = not dense2 and alpha < 0.0 and MASK_SHARE * k2_all >= kp * n_out
+    order1 = np.zeros(kp, np.int64)
+    rank1 = np.zeros(kp, np.int64)
+    n_row1 = np.zeros(n_in, np.int64)
+    order2 = np.zeros(n_out, np.int64)
+    rank2 = np.zeros(n_out, np.int64)
+    n_row2 = np.zeros(kp, np.int64)
+    lr2_32 = np.float32(lr2)
+    mask_pending = False
 
     pending = False   # the previous sample's input-layer update is still to be written
     x_prev = abs_x.astype(np.float32)
@@ -175,7 +187,9 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         row = sample_idx[s]
         xs = x[row]
         a[:] = 0.0
-        if pending and not dense1:
+        if pending and mask_pending:
+            forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1)
+        elif pending and not dense1:
             t = ZERO
             for i0 in range(0, n_in, ROW_BLOCK):
                 i1 = min(i0 + ROW_BLOCK, n_in)
@@ -198,9 +212,13 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             topk_prepare(abs_h, abs_post, k2_all, ws2)
-            _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
-            _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp, ZERO,
-                            counts2, alpha, meter_i, meter_f, OUT)
+            if masked2 and masked_plan(h, post2, lr2, abs_h, abs_post, ws2, order2, rank2,
+                                       cum2_b, cum2_pos, n_row2, meter_i, meter_f, OUT):
+                apply_masked_rows(w2, h, post2, lr2_32, n_row2, rank2, counts2, ZERO, kp)
+            else:
+                _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
+                _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp,
+                                ZERO, counts2, alpha, meter_i, meter_f, OUT)
 
         # input layer: decided now, written in the next forward pass
         if dense1:
@@ -212,7 +230,11 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             topk_prepare(abs_x, abs_dh, k1_all, ws1)
-            _band_sums(ws1, abs_dh, dh, cum1_b, cum1_pos)
+            mask_pending = masked1 and masked_plan(xs, dh, lr1, abs_x, abs_dh, ws1, order1,
+                                                   rank1, cum1_b, cum1_pos, n_row1, meter_i,
+                                                   meter_f, IN)
+            if not mask_pending:
+                _band_sums(ws1, abs_dh, dh, cum1_b, cum1_pos)
         pending = True
         x_prev = xs
         for j in range(kp):  # a loop, not dh_prev[:] = dh: no shape-check code to compile
@@ -221,6 +243,8 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     if pending:
         if dense1:
             _apply_dense_rows(w1, ZERO, n_in, x_prev, dh_prev, lr1_32)
+        elif mask_pending:
+            apply_masked_rows(w1, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1, ZERO, n_in)
         else:
             _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
                             n_in, ZERO, counts1, alpha, meter_i, meter_f, IN)

@@ -57,7 +57,7 @@ TopkWorkspace = namedtuple(
                       "sb", "occ_a", "occ_b", "col_order", "bitmap", "cand", "state",
                       "threshold", "row_out"])
 # ws.state slots: how the selection of the last topk_prepare is read back row by row
-S_MODE, S_NB, S_TAKE, S_CAND, S_ROWS, S_COLS, S_TIES = range(7)
+S_MODE, S_NB, S_TAKE, S_CAND, S_ROWS, S_COLS, S_TIES, S_EQ = range(8)
 MODE_NONE, MODE_BANDS, MODE_SCAN = 0, 1, 2
 
 
@@ -338,7 +338,8 @@ def _sort_row(sel_j, start, stop, bitmap):
 @numba.njit(cache=True)
 def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
     """Exact threshold by enumerating every pair of the listed rows and columns (inputs
-    outside the fast path's range): (threshold, ties to take, pairs selected)."""
+    outside the fast path's range): (threshold, ties to take, products equal to the
+    threshold, pairs selected)."""
     n_pos = 0
     for t in range(n_rows):
         for u in range(n_cols):
@@ -347,12 +348,14 @@ def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
                 cand[n_pos] = p
                 n_pos += 1
     if k >= n_pos:
-        return 0.0, 0, n_pos
+        return 0.0, 0, 0, n_pos
     threshold = _quickselect_desc(cand, np.int64(n_pos), np.int64(k))
     n_above = 0
+    n_eq = 0
     for t in range(n_pos):  # cand[:n_pos] was only reordered
         n_above += cand[t] > threshold
-    return threshold, k - n_above, k
+        n_eq += cand[t] == threshold
+    return threshold, k - n_above, n_eq, k
 
 
 @numba.njit(cache=True)
@@ -361,7 +364,9 @@ def topk_prepare(a, b, k, ws):
     keep the result in ``ws`` (a :func:`topk_workspace` for (len(a), len(b))): the rows
     holding selected pairs are ``ws.rows[:ws.state[S_ROWS]]`` (ascending), and
     :func:`topk_row` reads each one's columns, rows in ascending order, while a and b are
-    unchanged. Returns the number of pairs selected, min(k, positive products)."""
+    unchanged. The selection is every product above ``ws.threshold[0]`` and the first
+    ``ws.state[S_TIES]`` of the ``ws.state[S_EQ]`` products equal to it, in row-major order.
+    Returns the number of pairs selected, min(k, positive products)."""
     state = ws.state
     state[S_MODE] = MODE_NONE
     state[S_ROWS] = 0
@@ -384,11 +389,13 @@ def topk_prepare(a, b, k, ws):
         if safe:  # products of normal factors in range never underflow: take them all
             ws.threshold[0] = 0.0
             state[S_TIES] = 0
+            state[S_EQ] = 0
             return n_rows * n_cols
-        threshold, ties, n_sel = _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols,
-                                                     ws.cand)
+        threshold, ties, n_eq, n_sel = _fallback_threshold(a, b, k, rows, n_rows, cols,
+                                                           n_cols, ws.cand)
         ws.threshold[0] = threshold
         state[S_TIES] = ties
+        state[S_EQ] = n_eq
         return n_sel
 
     ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
@@ -426,9 +433,12 @@ def topk_prepare(a, b, k, ws):
     need = k - n_take
     threshold = _quickselect_desc(cand, np.int64(n_cand), np.int64(need))
     n_above = 0
+    n_eq = 0
     for u in range(n_cand):
         n_above += cand[u] > threshold
+        n_eq += cand[u] == threshold
     ws.threshold[0] = threshold
+    state[S_EQ] = n_eq
     state[S_MODE] = MODE_BANDS
     state[S_NB] = nb
     state[S_TAKE] = c_take
