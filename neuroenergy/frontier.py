@@ -195,6 +195,21 @@ def _setting_cells(s, presets, wear):
     return cells
 
 
+def format_settings(by_hidden, wear=False) -> str:
+    """Markdown: every setting of every network size, by rule and label."""
+    parts = []
+    for hidden, settings in by_hidden.items():
+        energy = settings[0].energy_name
+        presets = sorted({p for s in settings for p in s.joules})
+        head = ["setting", "converged", "epochs [95% CI]", f"{energy} [95% CI]", "M1/M1_min",
+                "test acc"] + [f"J {p}" for p in presets] + (["max writes/synapse"]
+                                                              if wear else [])
+        rows = [_setting_cells(s, presets, wear)
+                for s in sorted(settings, key=lambda s: (s.family, s.label))]
+        parts += [f"## {hidden} hidden units: every setting\n", _table(head, rows), ""]
+    return "\n".join(parts)
+
+
 def format_frontier(by_hidden, baseline=BASELINE, tolerance=0.0, wear=False) -> str:
     """Markdown: per network size the front, the best setting of each rule, the comparison
     with the baseline rule, and the winner."""
@@ -323,6 +338,8 @@ def cmd_frontier(args) -> int:
     else:
         sys.stdout.write(format_frontier(by_hidden, args.baseline, args.tolerance,
                                          args.wear) + "\n")
+        if args.all:
+            sys.stdout.write(format_settings(by_hidden, args.wear) + "\n")
     return 0
 
 
@@ -339,5 +356,6 @@ def add_frontier_parser(sub) -> None:
                    help="relative slack on 'equal learning time' (default 0)")
     p.add_argument("--wear", action="store_true",
                    help="add the largest per-synapse write count (reads the count maps)")
+    p.add_argument("--all", action="store_true", help="also list every setting")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_frontier)
