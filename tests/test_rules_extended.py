@@ -222,13 +222,16 @@ def test_general_kernel_matches_fast_kernel_on_mnist(short_run, mnist):
 
 
 def test_general_kernel_prices_hardware_like_the_fast_kernel(mnist):
+    # deterministic rounding only: the two kernels draw their stochastic-rounding uniforms
+    # from different streams, so stochastic presets agree in distribution, not bit for bit
     config = RunConfig(rule=TopFraction(p=0.05), hidden=20, max_epochs=0.01, eval_every=600,
-                       hardware=("pcm",))
+                       hardware=("sram-22nm", "rram-neurosim"))
     fast, general = train(config, mnist), train_general(config, mnist)
     assert np.array_equal(fast.network.w_in, general.network.w_in)
-    for key in ("energy_j", "lost_updates"):
-        assert general.hardware["pcm"][key] == pytest.approx(fast.hardware["pcm"][key],
-                                                             rel=1e-9)
+    for name in ("sram-22nm", "rram-neurosim"):
+        for key in ("energy_j", "lost_updates"):
+            assert general.hardware[name][key] == pytest.approx(fast.hardware[name][key],
+                                                                rel=1e-9)
 
 
 def test_deep_network_trains_and_meters_every_layer(mnist):
