@@ -28,6 +28,7 @@ from .topk import topk_prepare, topk_select, topk_workspace
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
 MASK_SHARE = 8  # selections of at least 1 / MASK_SHARE of a layer are written as masks
+CACHED_BYTES = 1 << 20  # a w1 up to this size stays in cache between samples
 
 
 @numba.njit(cache=True)
@@ -180,6 +181,8 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     n_row2 = np.zeros(kp, np.int64)
     lr2_32 = np.float32(lr2)
     mask_pending = False
+    # selected writes go a block of rows ahead of the forward read when w1 is beyond cache
+    row_block = ROW_BLOCK if n_in * kp * 4 > CACHED_BYTES else n_in
 
     pending = False   # the previous sample's input-layer update is still to be written
     x_prev = abs_x.astype(np.float32)
@@ -191,8 +194,8 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1)
         elif pending and not dense1:
             t = ZERO
-            for i0 in range(0, n_in, ROW_BLOCK):
-                i1 = min(i0 + ROW_BLOCK, n_in)
+            for i0 in range(0, n_in, row_block):
+                i1 = min(i0 + row_block, n_in)
                 t = _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b,
                                     cum1_pos, i1, t, counts1, alpha, meter_i, meter_f, IN)
                 _forward_rows(xs, w1, a, i0, i1, no, x_prev, dh_prev, lr1_32)
