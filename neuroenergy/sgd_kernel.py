@@ -340,3 +340,36 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     return _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code,
                           lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2,
                           hw_params, hw_stats, in_loop_device, seed)
+
+
+def _drop_stale_cache():
+    """numba checks only the source file of a cached function, but the chunk kernels embed
+    code from ``fold.py``, ``topk.py``, ``kernels.py`` and ``hardware_models/tally.py``: when
+    any of them changes, drop the cached files of every module that inlines them (they are
+    then compiled afresh once). Never raises: a cache is an optimisation."""
+    import hashlib
+    from pathlib import Path
+
+    import hardware_models.tally as tally
+
+    from . import fold, kernels, topk
+    try:
+        files = sorted([__file__, fold.__file__, topk.__file__, kernels.__file__, tally.__file__])
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.encode())
+            digest.update(Path(f).read_bytes())
+        cache_dir = Path(_chunk_plain._cache._cache_path)
+        stamp = cache_dir / "sgd_kernel.deps.sha256"
+        if stamp.exists() and stamp.read_text().strip() == digest.hexdigest():
+            return
+        for f in cache_dir.iterdir():
+            if (f.name.startswith(("sgd_kernel.", "fold.", "kernels.", "topk."))
+                    and f.suffix in (".nbi", ".nbc")):
+                f.unlink(missing_ok=True)
+        stamp.write_text(digest.hexdigest())
+    except Exception:  # noqa: BLE001 - unwritable cache folder, private numba API changed...
+        pass
+
+
+_drop_stale_cache()
