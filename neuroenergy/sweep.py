@@ -306,6 +306,8 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
+            # counted from the file: a run being stored when Ctrl-C came is stored first
+            stored = len(writer.keys() & {p.key for p in todo})
             raise SweepInterrupted(
                 f"interrupted: {stored} finished runs of this session are stored in {out} "
                 f"({skipped + stored} of {len(sweep.points)} points done); rerun the same "
