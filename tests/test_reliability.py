@@ -11,6 +11,7 @@ command-line option is in test_cli_errors. docs/reliability.md lists every fault
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neuroenergy import cli
@@ -140,7 +141,9 @@ def test_malformed_data_is_a_clear_data_error(damage, split, seed):
        fortran=st.booleans(), seed=st.integers(0, 2**16))
 def test_other_numeric_dtypes_are_converted(x_dtype, y_dtype, fortran, seed):
     data = synthetic(seed)
-    conv = lambda x: np.asfortranarray(x.astype(x_dtype)) if fortran else x.astype(x_dtype)  # noqa: E731
+    def conv(x):
+        return np.asfortranarray(x.astype(x_dtype)) if fortran else x.astype(x_dtype)
+
     other = replace(data, x_train=conv(data.x_train), x_test=conv(data.x_test),
                     y_train=data.y_train.astype(y_dtype), y_test=data.y_test.astype(y_dtype))
     config = quick()
@@ -359,6 +362,19 @@ def test_diverged_run_in_a_file(tmp_path, capsys):
         "summaries"][0]
     assert summary["status"] == "diverged" and summary["test_accuracy"] is None
     assert summary["diverged_at_sample"] == result.diverged_at_sample
+
+
+def test_network_too_large_for_memory_is_refused_before_training(tiny, monkeypatch, capsys,
+                                                                 tmp_path):
+    from neuroenergy import resources
+    monkeypatch.setattr(resources, "available_bytes", lambda: 2**30)  # 1 GiB free
+    out = tmp_path / "r.h5"
+    code, _, err = run_cli(["train", "--dataset", tiny, "--hidden", "100000", "--out", out],
+                           capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert re.search(r"a network with hidden layers \(100000,\) needs about \d+\.\d GiB of "
+                     r"memory but only 1\.0 GiB are available; use fewer hidden units", err)
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- interruptions
