@@ -18,6 +18,24 @@ from _common import machine_info, table
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["bench_kernels.py", "bench_eval.py", "bench_runs.py", "bench_compile.py"]
+MARKER = "<!-- hand-written notes below: kept when run_all.py --write rewrites this file -->"
+NOTES = """How to read these numbers:
+
+- Every benchmark runs in its own process with BLAS and numba on one thread. Per-sample times
+  are thread CPU time, medians over rounds in which every kernel, reference and floor runs in
+  turn; whole runs and compilation are judged on CPU time too. On a shared machine CPU time is
+  the wall time an idle machine would show; wall times are printed beside it.
+- The floor is measured on the spot: one compiled, vectorized pass over a matrix the size of
+  the plastic input layer, read only (what a forward pass cannot avoid) or read-modify-write
+  (what a dense update cannot avoid). `kernel / rmw floor` is how far a sample is from it.
+- numpy and torch are per-sample loops of the same recipe (forward, backward, outer-product
+  update, top fraction by argpartition / topk, path as the plastic columns, energy meter and
+  write counts), in `benchmarks/numpy_reference.py`; they reach the kernel's weights up to
+  float rounding (near-ties at the top-k threshold can resolve differently).
+- On a shared virtual machine, repeated runs of the same code differ by up to ~40% in
+  absolute time (contention on the host is invisible to the guest, CPU time included);
+  ratios within one table (kernel / floor, the paired top-fraction / backprop ratio) are
+  steadier than the absolute numbers."""
 
 
 def run(script, quick):
@@ -110,13 +128,19 @@ def main():
     print("### Targets (issue 8) against measurements\n\n" + summary_md)
     if args.write:
         machine = ", ".join(f"{k}: {v}" for k, v in info.items())
+        after = machine_info().get("load average", "-")
         body = ["# Benchmark results", "",
                 f"Measured with `python benchmarks/run_all.py{' --quick' if args.quick else ''}`"
-                f" on {info.get('date')}.", "", f"Machine: {machine}.", "",
-                "## Targets against measurements", "", summary_md, ""]
+                f" on {info.get('date')}.", "", f"Machine: {machine} (load average at the "
+                f"end: {after}).", "", NOTES, "", "## Targets against measurements", "",
+                summary_md, ""]
         for text in sections:
             body += [text, ""]
-        (HERE / "RESULTS.md").write_text("\n".join(body))
+        out = HERE / "RESULTS.md"
+        kept = out.read_text().split(MARKER, 1) if out.exists() else []
+        if len(kept) == 2:  # hand-written notes below the marker survive a rewrite
+            body += [MARKER + kept[1].rstrip("\n")]
+        out.write_text("\n".join(body) + "\n")
         print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
 
 
