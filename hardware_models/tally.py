@@ -576,3 +576,208 @@ def pack_kernel_params(models):
 def new_stats(n_layers, n_devices):
     """Zeroed statistics array, shape (n_layers, n_devices, N_STATS), float64."""
     return np.zeros((n_layers, n_devices, N_STATS), dtype=np.float64)
+
+
+# --- one row of writes at a time ------------------------------------------------------------
+# The kernels collect the writes of a row and price them per device in one loop each: the
+# kind, the rounding rule and the parameters are read once, the loop has no branches and its
+# sums live in vector registers (compiled with reassociation allowed, so LLVM vectorises the
+# reductions). Per write, every quantity is computed exactly as by ``tally_write``: counts,
+# pulses, flipped bits and row maxima are identical; sums of non-integer values (|dw|,
+# conductance-weighted pulses, refresh hazards) are the same terms added in another order,
+# equal to ~1e-15 relative.
+_ROWS = dict(cache=True, fastmath={"reassoc"})
+
+
+@intrinsic
+def _bits_of(typingctx, x):
+    """The IEEE bit pattern of a float64 as int64: for non-negative values it orders like
+    the values, so a row maximum can be an integer maximum (vectorised without fast-math)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return sig, codegen
+
+
+@intrinsic
+def _float_of(typingctx, x):
+    """Inverse of :func:`_bits_of`."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return sig, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _whole_steps(x, rule, u):
+    """:func:`_round_steps` without branches (``rule`` is a constant where it is inlined)."""
+    if rule == ROUND_NEAREST:
+        return _floor(x + 0.5)
+    xs = _snap(x)
+    if rule == ROUND_CEIL:
+        return _sel(xs >= 1.0, _ceil(xs), 0.0)
+    return _floor(xs + u)
+
+
+@numba.njit(cache=True, inline="always")
+def _analog_rows(p, s, w_old, w_new, u, n, rule, pair):
+    w_max = p[P_W_MAX]
+    q3 = p[P_DW_POT]
+    q4 = p[P_DW_DEP]
+    # divisions are the slowest step of the loop: only the pulse count (which must round
+    # exactly as tally_write's) keeps one; the conductance uses a reciprocal
+    inv_g_scale = 1.0 / (2.0 * w_max)
+    abs_dw = 0.0
+    noop_n = 0.0
+    noop_dw = 0.0
+    size_pot = 0.0
+    size_dep = 0.0
+    g_pot = 0.0
+    g_dep = 0.0
+    refresh_n = 0.0
+    refresh_p = 0.0
+    clipped = 0.0
+    largest = 0
+    for t in range(n):
+        wo = w_old[t]
+        wn = w_new[t]
+        adw = abs(wn - wo)
+        abs_dw += adw
+        clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+        a = _clip(wo, w_max)
+        b = _clip(wn, w_max)
+        change = b - a
+        pot = change > 0.0
+        step = _sel(pot, q3, q4)
+        size = _whole_steps(_div(abs(change), step), rule, u[t])
+        noop = size == 0.0
+        noop_n += _sel(noop, 1.0, 0.0)
+        noop_dw += _sel(noop, adw, 0.0)
+        size_pot += _sel(pot, size, 0.0)
+        size_dep += _sel(pot, 0.0, size)
+        if pair:
+            g_mid = 0.5
+            hazard = _div(size, _div(w_max, step))
+            hazard = _sel(hazard > 1.0, 1.0, hazard)
+            refresh_n += hazard
+            refresh_p += hazard * _floor(_div(abs(b), step) + 0.5)
+        else:
+            g_mid = 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale
+        g_pot += _sel(pot, size * g_mid, 0.0)
+        g_dep += _sel(pot, 0.0, size * g_mid)
+        bits = _bits_of(size)
+        largest = _sel(bits > largest, bits, largest)
+    s[STAT_WRITES] += float(n)
+    s[STAT_ABS_DW] += abs_dw
+    s[STAT_NOOP] += noop_n
+    s[STAT_NOOP_ABS_DW] += noop_dw
+    s[STAT_CHANGED] += float(n) - noop_n
+    s[STAT_SIZE_POT] += size_pot
+    s[STAT_SIZE_DEP] += size_dep
+    s[STAT_G_POT] += g_pot
+    s[STAT_G_DEP] += g_dep
+    s[STAT_REFRESH] += refresh_n
+    s[STAT_REFRESH_PULSES] += refresh_p
+    s[STAT_CLIPPED] += clipped
+    return _float_of(largest)
+
+
+@numba.njit(cache=True, inline="always")
+def _digital_rows(p, s, w_old, w_new, u, n, rule):
+    w_max = p[P_W_MAX]
+    bits = int(p[P_BITS])
+    encoding = int(p[P_ENCODING])
+    abs_dw = 0.0
+    noop_n = 0.0
+    noop_dw = 0.0
+    set_n = 0
+    reset_n = 0
+    clipped = 0.0
+    largest = 0
+    for t in range(n):
+        wo = w_old[t]
+        wn = w_new[t]
+        adw = abs(wn - wo)
+        abs_dw += adw
+        clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+        set_bits, reset_bits = _digital_write(w_max, rule, bits, encoding, wo, wn,
+                                              u[t])
+        flipped = set_bits + reset_bits
+        noop = flipped == 0
+        noop_n += _sel(noop, 1.0, 0.0)
+        noop_dw += _sel(noop, adw, 0.0)
+        set_n += set_bits
+        reset_n += reset_bits
+        largest = _sel(flipped > largest, flipped, largest)
+    s[STAT_WRITES] += float(n)
+    s[STAT_ABS_DW] += abs_dw
+    s[STAT_NOOP] += noop_n
+    s[STAT_NOOP_ABS_DW] += noop_dw
+    s[STAT_CHANGED] += float(n) - noop_n
+    s[STAT_SIZE_POT] += float(set_n)
+    s[STAT_SIZE_DEP] += float(reset_n)
+    s[STAT_CLIPPED] += clipped
+    return float(largest)
+
+
+@numba.njit(cache=True, inline="always")
+def _biology_rows(s, w_old, w_new, n):
+    abs_dw = 0.0
+    noop_n = 0.0
+    size_pot = 0.0
+    size_dep = 0.0
+    largest = 0
+    for t in range(n):
+        dw = w_new[t] - w_old[t]
+        adw = abs(dw)
+        abs_dw += adw
+        noop_n += _sel(dw == 0.0, 1.0, 0.0)
+        size_pot += _sel(dw > 0.0, adw, 0.0)
+        size_dep += _sel(dw < 0.0, adw, 0.0)
+        bits = _bits_of(adw)
+        largest = _sel(bits > largest, bits, largest)
+    s[STAT_WRITES] += float(n)
+    s[STAT_ABS_DW] += abs_dw
+    s[STAT_NOOP] += noop_n
+    s[STAT_CHANGED] += float(n) - noop_n
+    s[STAT_SIZE_POT] += size_pot
+    s[STAT_SIZE_DEP] += size_dep
+    return _float_of(largest)
+
+
+@numba.njit(**_ROWS)
+def tally_writes(hw_params, hw_stats, layer, d, w_old, w_new, u, n):
+    """Record ``n`` writes on device ``d`` of layer ``layer``: write t takes a synapse from
+    ``w_old[t]`` to ``w_new[t]`` with the uniform ``u[t]`` (read only by stochastic
+    rounding; callers may give every device the same uniforms: each device is a separate
+    chip, which only needs its own sequence to be uniform). The same statistics as ``n``
+    calls of :func:`tally_write` (see above); returns the largest size (0.0 when
+    ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
+    p = hw_params[d]
+    s = hw_stats[layer, d]
+    kind = int(p[P_KIND])
+    rule = int(p[P_ROUNDING])
+    if kind == KIND_NONE or n <= 0:
+        return 0.0
+    if kind == KIND_ANALOG:
+        # one loop per rounding rule and pair mode: constants, so each loop is straight code
+        if p[P_PAIR] != 0.0:
+            if rule == ROUND_NEAREST:
+                return _analog_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST, True)
+            if rule == ROUND_CEIL:
+                return _analog_rows(p, s, w_old, w_new, u, n, ROUND_CEIL, True)
+            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC, True)
+        if rule == ROUND_NEAREST:
+            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST, False)
+        if rule == ROUND_CEIL:
+            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_CEIL, False)
+        return _analog_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC, False)
+    if kind == KIND_DIGITAL:
+        if rule == ROUND_STOCHASTIC:
+            return _digital_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC)
+        return _digital_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST)
+    if kind == KIND_BIOLOGY:
+        return _biology_rows(s, w_old, w_new, n)
+    return math.nan

@@ -33,6 +33,7 @@ from .general_writes import (buffer_layer, n_writes, top_rows, topk_flat, write_
                              write_rows)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       output_error, topk_outer)
+from .row_tally import new_row_buffer
 
 
 def w_offsets(sizes):
@@ -212,7 +213,7 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
     b_abs = np.zeros(max_units)
     scratch = np.empty(max_units, np.int64)
     col_flag = np.zeros(max_units, np.uint8)
-    row_max = np.zeros(max(hw_params.shape[0], 1))
+    row_max = new_row_buffer(hw_params, max_units)
     need_pairs = write_mode != WRITE_ALL and write_mode != WRITE_MASK
     n_pair = max_syn if (need_pairs or buffer != BUF_NONE) else 1
     sel_i = np.empty(n_pair, np.int64)
@@ -342,8 +343,9 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
 
 def _dependency_files():
     import hardware_models.tally as tally
-    from . import general_codes, general_writes, kernels
-    here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__]
+    from . import general_codes, general_writes, kernels, row_tally
+    here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__,
+            row_tally.__file__]
     topk = kernels.__file__.replace("kernels.py", "topk.py")
     return here + [topk]
 

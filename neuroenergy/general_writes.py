@@ -4,7 +4,7 @@ Weights, buffers, masks and write counts of every layer live in flat 1-D arrays;
 is the (rows, cols) block starting at ``off``, row-major, so synapse (i, j) is at
 ``off + i * cols + j``. Every write goes through :func:`commit`, which meters it exactly as
 ``kernels.write_pairs`` does (M0, M1, potentiation-only M1, M_alpha, per-synapse count) and
-calls the hardware tallies once per write and once per touched row.
+collects the hardware tallies of each row, priced on every device when the row ends.
 
 References for the selections live with the rules (``neuroenergy/rules_extended.py``); the
 slow numpy references are in ``tests/reference_extended.py``.
@@ -14,11 +14,13 @@ import math
 import numba
 import numpy as np
 
-from hardware_models.tally import device_write, tally_row, tally_write
+from hardware_models.tally import device_write
 
 from .general_codes import (BF_CHANGE, BF_MAINTENANCE, SCOPE_LAYER, SCOPE_NEURON,
                             SCOPE_SYNAPSE, SCOPE_TOP)
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
+from .row_tally import end_row as close_row
+from .row_tally import draws_uniforms, push_write
 
 
 @numba.njit(cache=True)
@@ -31,11 +33,13 @@ def n_writes(fraction, n_plastic):
 
 @numba.njit(cache=True)
 def commit(w, q, step32, change64, layer, alpha, meter_i, meter_f, counts, hw_params,
-           hw_stats, in_loop, row_max):
+           hw_stats, in_loop, row_buf):
     """Write synapse ``q``: w[q] += step32 (float weights) or what the in-loop device does.
 
     ``change64`` is the intended change in float64, the value metered. Returns the change
-    that happened (0.0: the device did not move; the attempt is still tallied).
+    that happened (0.0: the device did not move; the attempt is still tallied, as a write
+    that changed nothing, like ``kernels.write_pairs``). The hardware tallies are collected
+    in ``row_buf`` (``row_tally.new_row_buffer``) and priced when the row ends.
     """
     n_dev = hw_params.shape[0]
     w_old = w[q]
@@ -44,9 +48,10 @@ def commit(w, q, step32, change64, layer, alpha, meter_i, meter_f, counts, hw_pa
                                         np.random.random(), np.random.standard_normal()))
         change = np.float64(w_new) - np.float64(w_old)
         if change == 0.0:
-            for d in range(n_dev):
-                tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                            np.float64(w_old) + change64, np.random.random())
+            at = push_write(row_buf, hw_params, hw_stats, layer, np.float64(w_old),
+                            np.float64(w_old))
+            if draws_uniforms(row_buf):
+                row_buf[at] = np.random.random()
             return 0.0
     else:
         w_new = w_old + step32
@@ -59,10 +64,11 @@ def commit(w, q, step32, change64, layer, alpha, meter_i, meter_f, counts, hw_pa
     if alpha >= 0.0:
         meter_f[layer, MF_MALPHA] += abs(change) ** alpha
     counts[q] += 1
-    for d in range(n_dev):
-        size = tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                           np.float64(w_old) + change, np.random.random())
-        row_max[d] = max(row_max[d], size)
+    if n_dev > 0:
+        at = push_write(row_buf, hw_params, hw_stats, layer, np.float64(w_old),
+                        np.float64(w_old) + change)
+        if draws_uniforms(row_buf):
+            row_buf[at] = np.random.random()
     return change
 
 
@@ -74,13 +80,11 @@ def plain(hw_params, in_loop, alpha):
 
 
 @numba.njit(cache=True)
-def end_row(hw_params, hw_stats, layer, row_n, row_max):
-    """Close a row: one ``tally_row`` per device if the row received a write."""
-    if row_n > 0:
-        for d in range(hw_params.shape[0]):
-            tally_row(hw_params[d], hw_stats[layer, d], row_n, row_max[d])
-    for d in range(row_max.shape[0]):
-        row_max[d] = 0.0
+def end_row(hw_params, hw_stats, layer, row_n, row_buf):
+    """Close a row: price its writes on every device, then one ``tally_row`` per device if
+    the row received a write."""
+    if hw_params.shape[0] > 0:
+        close_row(row_buf, hw_params, hw_stats, layer, row_n)
 
 
 @numba.njit(cache=True)

@@ -16,8 +16,9 @@ import math
 import numba
 import numpy as np
 
-from hardware_models.tally import device_write, tally_row, tally_write
+from hardware_models.tally import device_write
 
+from .row_tally import draws_uniforms, end_row, flush_writes, layout, new_row_buffer
 from .topk import topk_select, topk_workspace
 
 ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID = 0, 1, 2
@@ -114,36 +115,45 @@ def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, me
                 counts, hw_params, hw_stats, in_loop_device):
     """Apply dw[i, j] = -lr * pre[i] * post[j] to the listed synapses (grouped by row) and
     meter every write. Zero changes are not writes. Returns nothing; updates in place."""
-    row_max = np.zeros(max(hw_params.shape[0], 1))
+    row_buf = new_row_buffer(hw_params, w.shape[1])
     _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
-                      counts, hw_params, hw_stats, in_loop_device, row_max)
+                      counts, hw_params, hw_stats, in_loop_device, row_buf)
 
 
 @numba.njit(cache=True)
 def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
-                      counts, hw_params, hw_stats, in_loop_device, row_max):
-    """:func:`write_pairs` with its scratch ``row_max`` (float64, >= n_dev) passed in."""
+                      counts, hw_params, hw_stats, in_loop_device, row_buf):
+    """:func:`write_pairs` with its scratch ``row_buf`` (``row_tally.new_row_buffer``)
+    passed in."""
     if n_sel <= 0:  # nothing selected: touch nothing (the buffers hold stale pairs)
         return
     n_dev = hw_params.shape[0]
     lr32 = np.float32(lr)
     row_n = 0
     current_row = -1
+    # the writes of a row are collected in row_buf and priced per device when the row ends
+    # (row_tally); the count is kept here, not in the buffer, so a write costs two stores
+    at_old, at_new, at_u, cap = layout(row_buf, n_dev)
+    held = 0
     # uniforms for stochastic rounding from a local xorshift64 stream seeded once per call:
-    # numba's np.random.random() costs ~100 ns per draw here, more than a whole tally
+    # numba's np.random.random() costs ~100 ns per draw here, more than a whole tally; they
+    # are drawn (one per write, shared by the devices) only when some device reads them
     rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    draw_u = n_dev > 0 and draws_uniforms(row_buf)
     for t in range(n_sel + 1):
         i = sel_i[t] if t < n_sel else -1
+        if n_dev > 0 and (i != current_row or held == cap):
+            row_buf[0] = held
+            held = 0
+            if i == current_row:  # a row longer than the buffer: price what is held
+                flush_writes(row_buf, hw_params, hw_stats, layer)
+            elif current_row >= 0:
+                end_row(row_buf, hw_params, hw_stats, layer, row_n)
         if i != current_row:
-            if current_row >= 0 and row_n > 0:
-                for d in range(n_dev):
-                    tally_row(hw_params[d], hw_stats[layer, d], row_n, row_max[d])
             if t == n_sel:
                 break
             current_row = i
             row_n = 0
-            for d in range(n_dev):
-                row_max[d] = 0.0
         j = sel_j[t]
         # intended change in float64 for the meter; the float32 step is formed exactly as
         # in the fused dense update, so both paths give bit-identical weights
@@ -158,9 +168,11 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             if change == 0.0:
                 # the device did not move: the attempt is tallied as a write that changed
                 # nothing (a lost update), never as the change that was asked for
-                for d in range(n_dev):
-                    tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                                np.float64(w_old), np.random.random())
+                row_buf[at_old + held] = np.float64(w_old)
+                row_buf[at_new + held] = np.float64(w_old)
+                if draw_u:
+                    row_buf[at_u + held] = np.random.random()
+                held += 1
                 continue
         else:
             w_new = w_old + np.float32(-lr32 * pre[i]) * post[j]
@@ -174,14 +186,16 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             meter_f[layer, MF_MALPHA] += abs(change) ** alpha
         counts[i, j] += 1
         row_n += 1
-        for d in range(n_dev):
-            rng ^= rng << np.uint64(13)
-            rng ^= rng >> np.uint64(7)
-            rng ^= rng << np.uint64(17)
-            u = np.float64(rng >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-            size = tally_write(hw_params[d], hw_stats[layer, d], np.float64(w_old),
-                               np.float64(w_old) + change, u)
-            row_max[d] = max(row_max[d], size)
+        if n_dev > 0:
+            row_buf[at_old + held] = np.float64(w_old)
+            row_buf[at_new + held] = np.float64(w_old) + change
+            if draw_u:
+                rng ^= rng << np.uint64(13)
+                rng ^= rng >> np.uint64(7)
+                rng ^= rng << np.uint64(17)
+                row_buf[at_u + held] = np.float64(rng >> np.uint64(11)) * (
+                    1.0 / 9007199254740992.0)
+            held += 1
 
 
 @numba.njit(cache=True)

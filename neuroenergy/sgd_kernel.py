@@ -24,6 +24,7 @@ from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       _write_pairs_impl, meter_dense_closed_form, output_error)
+from .row_tally import new_row_buffer
 from .topk import topk_prepare, topk_select, topk_workspace
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
@@ -270,7 +271,7 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
     delta_out = np.zeros(n_out)
     post2 = np.zeros(n_out, np.float32)
     dh = np.zeros(kp, np.float32)
-    row_max = np.zeros(max(hw_params.shape[0], 1))
+    row_buf = new_row_buffer(hw_params, max(kp, n_out))
     abs_x = np.zeros(n_in)
     abs_dh = np.zeros(kp)
     abs_h = np.zeros(kp)
@@ -299,14 +300,14 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
             _abs64(post2, abs_post)
             n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
         _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
-                          counts2, hw_params, hw_stats, in_loop_device, row_max)
+                          counts2, hw_params, hw_stats, in_loop_device, row_buf)
         n1 = all1
         if k1 >= 0:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
         _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
-                          counts1, hw_params, hw_stats, in_loop_device, row_max)
+                          counts1, hw_params, hw_stats, in_loop_device, row_buf)
     return sample_idx.shape[0], STATUS_OK
 
 
@@ -352,9 +353,10 @@ def _drop_stale_cache():
 
     import hardware_models.tally as tally
 
-    from . import fold, kernels, topk
+    from . import fold, kernels, row_tally, topk
     try:
-        files = sorted([__file__, fold.__file__, topk.__file__, kernels.__file__, tally.__file__])
+        files = sorted([__file__, fold.__file__, topk.__file__, kernels.__file__, tally.__file__,
+                        row_tally.__file__])
         digest = hashlib.sha256()
         for f in files:
             digest.update(f.encode())
@@ -364,7 +366,7 @@ def _drop_stale_cache():
         if stamp.exists() and stamp.read_text().strip() == digest.hexdigest():
             return
         for f in cache_dir.iterdir():
-            if (f.name.startswith(("sgd_kernel.", "fold.", "kernels.", "topk."))
+            if (f.name.startswith(("sgd_kernel.", "fold.", "kernels.", "topk.", "row_tally."))
                     and f.suffix in (".nbi", ".nbc")):
                 f.unlink(missing_ok=True)
         stamp.write_text(digest.hexdigest())

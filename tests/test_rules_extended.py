@@ -294,3 +294,18 @@ def test_parameter_errors_use_the_house_format(build, message):
     with pytest.raises(ConfigError) as info:
         build()
     assert message in str(info.value)
+
+
+def test_pricing_on_deterministic_devices_leaves_training_alone(mnist):
+    """The general kernel draws rounding uniforms only for stochastic devices: a rule that
+    draws its own random numbers (random hidden units per sample) learns exactly the same
+    with or without the deterministic devices priced beside it."""
+    rule = make_rule("random-neurons", k=5)
+    plain = train_general(RunConfig(rule=rule, hidden=20, max_epochs=0.01, eval_every=600),
+                          mnist)
+    priced = train_general(RunConfig(rule=rule, hidden=20, max_epochs=0.01, eval_every=600,
+                                     hardware=("sram-22nm", "rram-neurosim", "biology-low")),
+                           mnist)
+    assert np.array_equal(plain.network.w_in, priced.network.w_in)
+    assert np.array_equal(plain.network.w_out, priced.network.w_out)
+    assert priced.hardware["sram-22nm"]["counts"]["writes"] == priced.energy["M0"]["total"]

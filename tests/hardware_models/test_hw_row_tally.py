@@ -1,0 +1,180 @@
+"""Row-at-a-time tallies (``tally.tally_writes`` and ``neuroenergy.row_tally``): the same
+statistics as one ``tally_write`` per write (counts, pulses, bits and maxima exactly, float
+sums to 1e-12), and a kernel's metered writes priced on several devices agree with the
+pure-Python reference tallies."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hardware_models import pack_kernel_params, presets
+from hardware_models import tally as T
+
+from hw_reference import ref_tally_row, ref_tally_write
+from test_hw_tally_inlined import _models, _stream
+
+
+# slots that only ever receive whole numbers: equal in any summation order
+_EXACT = [T.STAT_WRITES, T.STAT_NOOP, T.STAT_CHANGED, T.STAT_CLIPPED, T.STAT_ROWS,
+          T.STAT_ROWS_ACTIVE, T.STAT_ROW_WRITES]
+
+
+def _same_stats(got, want, what, kind=None):
+    got, want = np.asarray(got), np.asarray(want)
+    np.testing.assert_array_equal(got[..., _EXACT], want[..., _EXACT], err_msg=str(what))
+    if kind != T.KIND_BIOLOGY:  # pulses and bits are whole numbers too
+        np.testing.assert_array_equal(got[..., [T.STAT_SIZE_POT, T.STAT_SIZE_DEP]],
+                                      want[..., [T.STAT_SIZE_POT, T.STAT_SIZE_DEP]],
+                                      err_msg=str(what))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=str(what))
+
+
+def _sequential(p, wo, wn, u):
+    """What the kernels did before: one tally_write per write (into a fresh stats row)."""
+    stats = np.zeros(T.N_STATS)
+    largest = 0.0
+    for t in range(wo.shape[0]):
+        size = T.tally_write(p, stats, wo[t], wn[t], u[t])
+        largest = max(largest, size)
+    return stats, largest
+
+
+def test_tally_writes_matches_tally_write():
+    rng = np.random.default_rng(11)
+    models = _models(rng, 40)
+    for start in range(0, len(models), 4):
+        group = models[start:start + 4]
+        hw = pack_kernel_params(group)
+        n_dev = hw.shape[0]
+        for n in (0, 1, 7, 300):
+            wo, wn, _, _ = _stream(rng, hw[0], max(n, 1))
+            wo, wn = wo[:n].copy(), wn[:n].copy()
+            u = rng.random(max(n, 1))
+            stats = np.zeros((2, n_dev, T.N_STATS))
+            for d in range(n_dev):
+                got = T.tally_writes(hw, stats, 1, d, wo, wn, u, n)
+                want_stats, want_max = _sequential(hw[d], wo, wn, u)
+                _same_stats(stats[1, d], want_stats, group[d], int(hw[d, T.P_KIND]))
+                assert got == want_max, group[d]
+            assert not stats[0].any()
+
+
+def test_tally_writes_adds_to_existing_sums_in_order():
+    """A row priced in two pieces gives the sums of one sequential stream."""
+    rng = np.random.default_rng(5)
+    hw = pack_kernel_params([presets.get("pcm"), presets.get("sram-22nm"),
+                             presets.get("ecram"), presets.get("biology-low")])
+    wo, wn, _, _ = _stream(rng, hw[0], 500)
+    u = rng.random(500)
+    stats = np.zeros((1, 4, T.N_STATS))
+    for d in range(4):
+        T.tally_writes(hw, stats, 0, d, wo[:123], wn[:123], u, 123)
+        T.tally_writes(hw, stats, 0, d, wo[123:], wn[123:], u[123:], 377)
+        want, _ = _sequential(hw[d], wo, wn, u)
+        _same_stats(stats[0, d], want, d, int(hw[d, T.P_KIND]))
+
+
+def test_tally_writes_ignores_padding_and_flags_unknown_kinds():
+    hw = np.zeros((2, T.N_PARAMS))
+    hw[1, T.P_KIND] = 9.0
+    stats = np.zeros((1, 2, T.N_STATS))
+    x = np.array([0.1, 0.2])
+    assert T.tally_writes(hw, stats, 0, 0, x, x, x, 2) == 0.0
+    assert np.isnan(T.tally_writes(hw, stats, 0, 1, x, x, x, 2))
+    assert not stats.any()
+
+
+# --- a kernel's writes against the pure-Python reference --------------------------------
+_DETERMINISTIC = ("rram-neurosim", "rram-ideal", "agsi", "fefet", "sram-22nm", "sram-cell",
+                  "stt-mram", "edram-isaac", "biology-low")
+
+
+def _reference_pairs(w, pre, post, lr, sel_i, sel_j, hw):
+    """Writes of ``kernels.write_pairs`` priced with ``hw_reference`` (float weights)."""
+    stats = np.zeros((hw.shape[0], T.N_STATS))
+    w = w.copy()
+    row, n_row, row_max = -1, 0, np.zeros(hw.shape[0])
+
+    def close():
+        if n_row > 0:
+            for d in range(hw.shape[0]):
+                ref_tally_row(hw[d], stats[d], n_row, row_max[d])
+
+    for i, j in zip(sel_i, sel_j):
+        if i != row:
+            close()
+            row, n_row, row_max[:] = i, 0, 0.0
+        dw = -lr * float(pre[i]) * float(post[j])
+        if dw == 0.0:
+            continue
+        w_old = float(w[i, j])
+        w[i, j] = w[i, j] + np.float32(-np.float32(lr) * pre[i]) * post[j]
+        n_row += 1
+        for d in range(hw.shape[0]):
+            row_max[d] = max(row_max[d], ref_tally_write(hw[d], stats[d], w_old, w_old + dw, 0.5))
+    close()
+    return w, stats
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_in=st.integers(1, 40), n_out=st.integers(1, 30), seed=st.integers(0, 2**31 - 1),
+       dense=st.booleans())
+def test_write_pairs_priced_like_the_reference(n_in, n_out, seed, dense):
+    from neuroenergy.kernels import write_pairs
+    rng = np.random.default_rng(seed)
+    names = [_DETERMINISTIC[i] for i in rng.choice(len(_DETERMINISTIC), 3, replace=False)]
+    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
+                             else presets.get(n, w_max=0.5) for n in names])
+    w = rng.normal(0.0, 0.2, (n_in, n_out)).astype(np.float32)
+    w[rng.random(w.shape) < 0.05] = 0.6  # beyond the device range: clipped
+    pre = rng.normal(0.0, 1.0, n_in).astype(np.float32)
+    post = rng.normal(0.0, 1.0, n_out).astype(np.float32)
+    pre[rng.random(n_in) < 0.2] = 0.0
+    lr = float(rng.choice([1e-4, 0.01, 0.3]))
+    if dense:
+        sel_i, sel_j = (a.ravel() for a in np.meshgrid(np.arange(n_in), np.arange(n_out),
+                                                        indexing="ij"))
+    else:
+        flat = np.sort(rng.choice(n_in * n_out, max(1, n_in * n_out // 5), replace=False))
+        sel_i, sel_j = flat // n_out, flat % n_out
+    sel_i, sel_j = sel_i.astype(np.int64), sel_j.astype(np.int64)
+    w_ref, stats_ref = _reference_pairs(w, pre, post, lr, sel_i, sel_j, hw)
+    stats = np.zeros((2, hw.shape[0], T.N_STATS))
+    meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, 3))
+    counts = np.zeros((n_in, n_out), np.int32)
+    write_pairs(w, pre, post, lr, sel_i, sel_j, sel_i.size, 1, -1.0, meter_i, meter_f,
+                counts, hw, stats, -1)
+    np.testing.assert_array_equal(w, w_ref)
+    assert not stats[0].any()
+    for d, name in enumerate(names):
+        _same_stats(stats[1, d], stats_ref[d], name, int(hw[d, T.P_KIND]))
+    assert stats[1, 0, T.STAT_WRITES] == meter_i[1]
+
+
+@pytest.mark.parametrize("cap", [1, 3, 1000])
+def test_row_buffer_splits_long_rows_without_changing_sums(cap):
+    """A buffer smaller than a row prices it in pieces: the same statistics, the same row
+    maxima, one tally_row per row."""
+    from neuroenergy.row_tally import end_row, new_row_buffer, push_write
+    rng = np.random.default_rng(cap)
+    hw = pack_kernel_params([presets.get("pcm", w_max=0.5), presets.get("sram-22nm", w_max=0.5),
+                             presets.get("ecram", w_max=0.5)])
+    wo, wn, _, _ = _stream(rng, hw[0], 40)
+    u = rng.random(40)
+    buf = new_row_buffer(hw, cap)
+    assert buf[1] == 1.0  # ecram rounds stochastically: uniforms are drawn
+    stats = np.zeros((1, 3, T.N_STATS))
+    for t in range(40):
+        at = push_write(buf, hw, stats, 0, wo[t], wn[t])
+        buf[at] = u[t]
+        if t in (19, 39):
+            end_row(buf, hw, stats, 0, 20)
+    want = np.zeros((3, T.N_STATS))
+    for lo in (0, 20):
+        for d in range(3):
+            largest = 0.0
+            for t in range(lo, lo + 20):
+                largest = max(largest, T.tally_write(hw[d], want[d], wo[t], wn[t], u[t]))
+            T.tally_row(hw[d], want[d], 20, largest)
+    for d in range(3):
+        _same_stats(stats[0, d], want[d], d)
