@@ -35,6 +35,11 @@ def compare_rules(hidden):
     return rules
 
 
+def _default_presets():
+    from .hardware import DEFAULT_COMPARE_PRESETS
+    return DEFAULT_COMPARE_PRESETS
+
+
 def add_compare_parser(sub, add_run_options):
     p = sub.add_parser("compare", help="the main job: the four rules side by side")
     add_run_options(p, with_rule=False)
@@ -42,7 +47,9 @@ def add_compare_parser(sub, add_run_options):
                    help="number of seeds, starting at --seed (default 1)")
     p.add_argument("--figure", default=None, help="PNG path (default: next to --out)")
     p.add_argument("--no-hardware", action="store_true",
-                   help="price no writes on hardware (the default; overrides --hardware)")
+                   help="price no writes on hardware (faster; overrides --hardware). By "
+                        "default every write is priced on the 'default' technologies: "
+                        + ", ".join(_default_presets()))
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.add_argument("--resume", action="store_true",
                    help="run only the runs of this comparison not yet stored in --out")
@@ -60,20 +67,20 @@ def cmd_compare(args) -> int:
     from .cli import (EXIT_INTERRUPTED, _Progress, check_output_path, config_from_args,
                       load_data_for)
     from .plots import plot_comparison
-    from .report import format_table
+    from .report import format_hardware_table, format_table
     from .rules import Backprop
     from .store import read_runs, write_run
     from .sweep import point_key
     from .train import train
     if args.seeds < 1:
         raise ConfigError(f"The '--seeds' option must be an int >= 1. Got {args.seeds} instead.")
-    # pricing every write of the dense rules on several devices costs ~10-20 ns per write
-    # and device (backprop at 100 units: ~80k writes per sample), minutes per run: opt-in
+    # every write is priced on the default technologies unless asked otherwise: for the
+    # dense rules (backprop at 100 units: ~80k writes per sample) that is most of the run
+    # time, so --no-hardware is there for quick looks
     if args.no_hardware:
         args.hardware = None
-    elif args.hardware == "default":
-        from .hardware import DEFAULT_COMPARE_PRESETS
-        args.hardware = ",".join(DEFAULT_COMPARE_PRESETS)
+    elif args.hardware is None or args.hardware == "default":
+        args.hardware = ",".join(_default_presets())
     config_from_args(args, Backprop())  # the shared options, before rules are derived from them
     hidden_text = "x".join(map(str, args.hidden)) if isinstance(args.hidden, tuple) \
         else args.hidden
@@ -130,6 +137,10 @@ def cmd_compare(args) -> int:
         from .cli import _json_default, json_safe
         print(json.dumps(json_safe(summaries), default=_json_default))
     else:
-        print(format_table(summaries))
+        print(format_table(summaries, hardware=False))
+        if args.hardware:
+            print("\nWrites priced on hardware (accounting mode: float training, every write "
+                  "priced as if on the device; 'lost': updates below one device step)")
+            print(format_hardware_table(summaries))
         print(f"\nresults: {out}\nfigure:  {figure}")
     return 0

@@ -72,3 +72,57 @@ def format_table(summaries, hardware=True) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _lifetime_device(summaries, names):
+    """The first priced technology with a finite endurance (its lifetime is shown)."""
+    for name in names:
+        for s in summaries:
+            runs = ((s.get("hardware") or {}).get(name) or {}).get("lifetime_runs")
+            if runs is not None and math.isfinite(runs):
+                return name
+    return None
+
+
+def format_hardware_table(summaries) -> str:
+    """One row per run: joules per technology (ATP for biology), with the share of updates
+    below the device's resolution; rows touched per sample and writes per row (from the first
+    electronic technology: every technology sees the same writes); and the lifetime in
+    training runs on the first technology with a finite endurance."""
+    names = hardware_columns(summaries)
+    if not names:
+        return ""
+    electronic = [n for n in names if not _is_biology(summaries, n)]
+    wear = _lifetime_device(summaries, electronic)
+    head = ["rule", "seed"] + [f"{n} [{'ATP' if _is_biology(summaries, n) else 'J'}]"
+                               for n in names]
+    head += ["rows/sample", "writes/row"]
+    if wear:
+        head.append(f"lifetime {wear} [runs]")
+    rows = [head]
+    for s in summaries:
+        hw = s.get("hardware") or {}
+        row = [rule_label(s), str(s.get("seed"))]
+        for name in names:
+            rep = hw.get(name)
+            if rep and rep.get("kind") == "biology":
+                row.append(_fmt((rep.get("extra") or {}).get("atp"), "sci"))
+                continue
+            cell = _fmt(rep.get("energy_j") if rep else None, "sci")
+            writes = ((rep or {}).get("counts") or {}).get("writes") or 0
+            if writes and rep.get("lost_updates"):
+                cell += f" ({100 * rep['lost_updates'] / writes:.0f}% lost)"
+            row.append(cell)
+        counts = ((hw.get(electronic[0]) or {}).get("counts") or {}) if electronic else {}
+        rows_touched, writes = counts.get("rows_touched"), counts.get("writes")
+        samples = s.get("samples") or 0
+        row.append(_fmt(rows_touched / samples if rows_touched is not None and samples
+                        else None, "f1"))
+        row.append(_fmt(writes / rows_touched if writes and rows_touched else None, "f1"))
+        if wear:
+            row.append(_fmt((hw.get(wear) or {}).get("lifetime_runs"), "sci"))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
