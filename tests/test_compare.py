@@ -1,0 +1,72 @@
+"""``neuroenergy compare``: priced on the default technologies unless told otherwise, and the
+hardware table it prints."""
+import json
+
+from neuroenergy import cli
+from neuroenergy.hardware import DEFAULT_COMPARE_PRESETS
+from neuroenergy.report import format_hardware_table
+from neuroenergy.store import read_runs
+
+
+def _run(argv, capsys):
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return (code, *capsys.readouterr())
+
+
+SHORT = ["--hidden", "12", "--max-epochs", "0.01", "--eval-every", "600"]
+
+
+def test_compare_prices_the_default_technologies(tmp_path, capsys, mnist):
+    out = tmp_path / "c.h5"
+    code, text, err = _run(["compare", *SHORT, "--out", out], capsys)
+    assert code == 0, err
+    table = text.split("Writes priced on hardware")[1]
+    for name in DEFAULT_COMPARE_PRESETS:
+        assert name in table
+    assert "biology-low [ATP]" in table and "sram-22nm [J]" in table
+    runs = read_runs(out)
+    assert len(runs) == 4
+    for run in runs:
+        assert set(run["hardware"]) == set(DEFAULT_COMPARE_PRESETS)
+        assert run["hardware"]["sram-22nm"]["counts"]["writes"] == run["energy"]["M0"]["total"]
+        assert run["hardware"]["sram-22nm"]["energy_j"] > 0.0
+
+
+def test_compare_without_hardware(tmp_path, capsys, mnist):
+    out = tmp_path / "c.h5"
+    code, text, err = _run(["compare", *SHORT, "--no-hardware", "--json", "--out", out],
+                           capsys)
+    assert code == 0, err
+    summaries = json.loads(text.splitlines()[-1])
+    assert len(summaries) == 4 and not any(s.get("hardware") for s in summaries)
+
+
+def test_hardware_table_numbers():
+    def report(kind, energy, writes, rows, lost=0, lifetime=None, atp=None):
+        return {"kind": kind, "energy_j": energy, "lost_updates": lost,
+                "counts": {"writes": writes, "rows_touched": rows},
+                "lifetime_runs": lifetime, "extra": {"atp": atp} if atp else {}}
+    summaries = [{"rule": "top-fraction", "rule_params": {"p": 0.01}, "seed": 3, "samples": 10,
+                  "hardware": {"sram": report("digital", 2e-6, 400.0, 50.0, lost=100),
+                               "rram": report("analog", 1e-9, 400.0, 50.0, lifetime=12.5),
+                               "bio": report("biology", None, 400.0, 0.0, atp=7.0e8)}}]
+    lines = format_hardware_table(summaries).splitlines()
+    assert lines[0].split() == ["rule", "seed", "sram", "[J]", "rram", "[J]", "bio", "[ATP]",
+                                "rows/sample", "writes/row", "lifetime", "rram", "[runs]"]
+    row = lines[2]
+    assert row.startswith("top-fraction (p=0.01)")
+    # 100 of 400 writes lost; 50 rows in 10 samples; 400 writes in 50 rows
+    for cell in ("2e-06 (25% lost)", "1e-09", "7e+08", "5.0", "8.0", "12.5"):
+        assert cell in row
+    assert format_hardware_table([{"rule": "backprop"}]) == ""
+
+
+def test_compare_hardware_option_still_chooses(tmp_path, capsys, mnist):
+    code, text, err = _run(["compare", *SHORT, "--hardware", "sram-22nm,agsi", "--json",
+                            "--out", tmp_path / "c.h5"], capsys)
+    assert code == 0, err
+    summaries = json.loads(text.splitlines()[-1])
+    assert all(set(s["hardware"]) == {"sram-22nm", "agsi"} for s in summaries)
