@@ -231,7 +231,7 @@ def make_problem(seed, path=False, zeros=True, n_samples=None, clamp="first"):
     n_images = int(rng.integers(3, 12))
     x = rng.normal(0, 1, (n_images, n_in)).astype(F32)
     if zeros:  # pixels that are exactly zero, as in MNIST without noise
-        x[rng.random(x.shape) < 0.25] = 0.0
+        x[rng.random(x.shape) < (0.25 if zeros is True else zeros)] = 0.0
     y = rng.integers(0, N_OUT, n_images).astype(np.int64)
     if n_samples is None:
         n_samples = int(rng.integers(2, 7))
@@ -322,6 +322,19 @@ def test_chunk_dense_fused(seed, no_hardware):
     bit, and its closed-form M0 / M1 match the pairwise sums."""
     p = make_problem(seed)
     assert_same(run_kernel(p, no_hardware), run_reference(p))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chunk_dense_mostly_zero_inputs(seed, no_hardware):
+    """Raw-pixel-like inputs (~80% zeros, whole runs of zero rows; the recipe's noise makes
+    MNIST dense, other data need not be): the reference's weights bit for bit, for the
+    dense and the selected updates."""
+    p = make_problem(seed, zeros=0.8, n_samples=6)
+    p["x"][:, : p["x"].shape[1] // 3] = 0.0  # a border that is zero in every image
+    assert_same(run_kernel(p, no_hardware), run_reference(p))
+    p = make_problem(seed, zeros=0.8, n_samples=6)
+    k1 = max(1, p["w1"].size // 7)
+    assert_same(run_kernel(p, no_hardware, k1=k1, k2=5), run_reference(p, k1=k1, k2=5))
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0])
