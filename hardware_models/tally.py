@@ -622,10 +622,10 @@ def _whole_steps(x, rule, u):
 
 
 @numba.njit(cache=True, inline="always")
-def _analog_rows(p, s, w_old, w_new, u, n, rule, pair):
-    w_max = p[P_W_MAX]
-    q3 = p[P_DW_POT]
-    q4 = p[P_DW_DEP]
+def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, rule, pair):
+    w_max = hw_params[d, P_W_MAX]
+    q3 = hw_params[d, P_DW_POT]
+    q4 = hw_params[d, P_DW_DEP]
     # divisions are the slowest step of the loop: only the pulse count (which must round
     # exactly as tally_write's) keeps one; the conductance uses a reciprocal
     inv_g_scale = 1.0 / (2.0 * w_max)
@@ -641,8 +641,8 @@ def _analog_rows(p, s, w_old, w_new, u, n, rule, pair):
     clipped = 0.0
     largest = 0
     for t in range(n):
-        wo = w_old[t]
-        wn = w_new[t]
+        wo = vals[at_old + t]
+        wn = vals[at_new + t]
         adw = abs(wn - wo)
         abs_dw += adw
         clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
@@ -651,7 +651,7 @@ def _analog_rows(p, s, w_old, w_new, u, n, rule, pair):
         change = b - a
         pot = change > 0.0
         step = _sel(pot, q3, q4)
-        size = _whole_steps(_div(abs(change), step), rule, u[t])
+        size = _whole_steps(_div(abs(change), step), rule, vals[at_u + t])
         noop = size == 0.0
         noop_n += _sel(noop, 1.0, 0.0)
         noop_dw += _sel(noop, adw, 0.0)
@@ -669,26 +669,26 @@ def _analog_rows(p, s, w_old, w_new, u, n, rule, pair):
         g_dep += _sel(pot, 0.0, size * g_mid)
         bits = _bits_of(size)
         largest = _sel(bits > largest, bits, largest)
-    s[STAT_WRITES] += float(n)
-    s[STAT_ABS_DW] += abs_dw
-    s[STAT_NOOP] += noop_n
-    s[STAT_NOOP_ABS_DW] += noop_dw
-    s[STAT_CHANGED] += float(n) - noop_n
-    s[STAT_SIZE_POT] += size_pot
-    s[STAT_SIZE_DEP] += size_dep
-    s[STAT_G_POT] += g_pot
-    s[STAT_G_DEP] += g_dep
-    s[STAT_REFRESH] += refresh_n
-    s[STAT_REFRESH_PULSES] += refresh_p
-    s[STAT_CLIPPED] += clipped
+    hw_stats[layer, d, STAT_WRITES] += float(n)
+    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+    hw_stats[layer, d, STAT_NOOP] += noop_n
+    hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
+    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
+    hw_stats[layer, d, STAT_SIZE_POT] += size_pot
+    hw_stats[layer, d, STAT_SIZE_DEP] += size_dep
+    hw_stats[layer, d, STAT_G_POT] += g_pot
+    hw_stats[layer, d, STAT_G_DEP] += g_dep
+    hw_stats[layer, d, STAT_REFRESH] += refresh_n
+    hw_stats[layer, d, STAT_REFRESH_PULSES] += refresh_p
+    hw_stats[layer, d, STAT_CLIPPED] += clipped
     return _float_of(largest)
 
 
 @numba.njit(cache=True, inline="always")
-def _digital_rows(p, s, w_old, w_new, u, n, rule):
-    w_max = p[P_W_MAX]
-    bits = int(p[P_BITS])
-    encoding = int(p[P_ENCODING])
+def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, rule):
+    w_max = hw_params[d, P_W_MAX]
+    bits = int(hw_params[d, P_BITS])
+    encoding = int(hw_params[d, P_ENCODING])
     abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
@@ -697,13 +697,13 @@ def _digital_rows(p, s, w_old, w_new, u, n, rule):
     clipped = 0.0
     largest = 0
     for t in range(n):
-        wo = w_old[t]
-        wn = w_new[t]
+        wo = vals[at_old + t]
+        wn = vals[at_new + t]
         adw = abs(wn - wo)
         abs_dw += adw
         clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
         set_bits, reset_bits = _digital_write(w_max, rule, bits, encoding, wo, wn,
-                                              u[t])
+                                              vals[at_u + t])
         flipped = set_bits + reset_bits
         noop = flipped == 0
         noop_n += _sel(noop, 1.0, 0.0)
@@ -711,26 +711,26 @@ def _digital_rows(p, s, w_old, w_new, u, n, rule):
         set_n += set_bits
         reset_n += reset_bits
         largest = _sel(flipped > largest, flipped, largest)
-    s[STAT_WRITES] += float(n)
-    s[STAT_ABS_DW] += abs_dw
-    s[STAT_NOOP] += noop_n
-    s[STAT_NOOP_ABS_DW] += noop_dw
-    s[STAT_CHANGED] += float(n) - noop_n
-    s[STAT_SIZE_POT] += float(set_n)
-    s[STAT_SIZE_DEP] += float(reset_n)
-    s[STAT_CLIPPED] += clipped
+    hw_stats[layer, d, STAT_WRITES] += float(n)
+    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+    hw_stats[layer, d, STAT_NOOP] += noop_n
+    hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
+    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
+    hw_stats[layer, d, STAT_SIZE_POT] += float(set_n)
+    hw_stats[layer, d, STAT_SIZE_DEP] += float(reset_n)
+    hw_stats[layer, d, STAT_CLIPPED] += clipped
     return float(largest)
 
 
 @numba.njit(cache=True, inline="always")
-def _biology_rows(s, w_old, w_new, n):
+def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
     abs_dw = 0.0
     noop_n = 0.0
     size_pot = 0.0
     size_dep = 0.0
     largest = 0
     for t in range(n):
-        dw = w_new[t] - w_old[t]
+        dw = vals[at_new + t] - vals[at_old + t]
         adw = abs(dw)
         abs_dw += adw
         noop_n += _sel(dw == 0.0, 1.0, 0.0)
@@ -738,46 +738,68 @@ def _biology_rows(s, w_old, w_new, n):
         size_dep += _sel(dw < 0.0, adw, 0.0)
         bits = _bits_of(adw)
         largest = _sel(bits > largest, bits, largest)
-    s[STAT_WRITES] += float(n)
-    s[STAT_ABS_DW] += abs_dw
-    s[STAT_NOOP] += noop_n
-    s[STAT_CHANGED] += float(n) - noop_n
-    s[STAT_SIZE_POT] += size_pot
-    s[STAT_SIZE_DEP] += size_dep
+    hw_stats[layer, d, STAT_WRITES] += float(n)
+    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+    hw_stats[layer, d, STAT_NOOP] += noop_n
+    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
+    hw_stats[layer, d, STAT_SIZE_POT] += size_pot
+    hw_stats[layer, d, STAT_SIZE_DEP] += size_dep
     return _float_of(largest)
 
 
 @numba.njit(**_ROWS)
-def tally_writes(hw_params, hw_stats, layer, d, w_old, w_new, u, n):
+def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     """Record ``n`` writes on device ``d`` of layer ``layer``: write t takes a synapse from
-    ``w_old[t]`` to ``w_new[t]`` with the uniform ``u[t]`` (read only by stochastic
-    rounding; callers may give every device the same uniforms: each device is a separate
-    chip, which only needs its own sequence to be uniform). The same statistics as ``n``
-    calls of :func:`tally_write` (see above); returns the largest size (0.0 when
-    ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
-    p = hw_params[d]
-    s = hw_stats[layer, d]
-    kind = int(p[P_KIND])
-    rule = int(p[P_ROUNDING])
+    ``vals[at_old + t]`` to ``vals[at_new + t]`` with the uniform ``vals[at_u + t]`` (read
+    only by stochastic rounding; callers may give every device the same uniforms: each
+    device is a separate chip, which only needs its own sequence to be uniform). One flat
+    array and offsets, not views, so a call costs no reference counting. The same
+    statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
+    (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
+    kind = int(hw_params[d, P_KIND])
+    rule = int(hw_params[d, P_ROUNDING])
     if kind == KIND_NONE or n <= 0:
         return 0.0
     if kind == KIND_ANALOG:
         # one loop per rounding rule and pair mode: constants, so each loop is straight code
-        if p[P_PAIR] != 0.0:
+        if hw_params[d, P_PAIR] != 0.0:
             if rule == ROUND_NEAREST:
-                return _analog_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST, True)
+                return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                    ROUND_NEAREST, True)
             if rule == ROUND_CEIL:
-                return _analog_rows(p, s, w_old, w_new, u, n, ROUND_CEIL, True)
-            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC, True)
+                return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                    ROUND_CEIL, True)
+            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                ROUND_STOCHASTIC, True)
         if rule == ROUND_NEAREST:
-            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST, False)
+            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                ROUND_NEAREST, False)
         if rule == ROUND_CEIL:
-            return _analog_rows(p, s, w_old, w_new, u, n, ROUND_CEIL, False)
-        return _analog_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC, False)
+            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                ROUND_CEIL, False)
+        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                            ROUND_STOCHASTIC, False)
     if kind == KIND_DIGITAL:
         if rule == ROUND_STOCHASTIC:
-            return _digital_rows(p, s, w_old, w_new, u, n, ROUND_STOCHASTIC)
-        return _digital_rows(p, s, w_old, w_new, u, n, ROUND_NEAREST)
+            return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                                 ROUND_STOCHASTIC)
+        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                             ROUND_NEAREST)
     if kind == KIND_BIOLOGY:
-        return _biology_rows(s, w_old, w_new, n)
+        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n)
     return math.nan
+
+
+@numba.njit(cache=True)
+def tally_row_at(hw_params, hw_stats, layer, d, n_writes, max_size):
+    """:func:`tally_row` for device ``d`` of layer ``layer``, indexing the 2-D / 3-D arrays
+    directly (no views: no reference counting per call)."""
+    on = int(hw_params[d, P_KIND]) != KIND_NONE
+    rows = _sel(on, 1.0, 0.0)
+    nw = _sel(on, float(n_writes), 0.0)
+    mx = _sel(on, float(max_size), 0.0)
+    hw_stats[layer, d, STAT_ROWS] += rows
+    hw_stats[layer, d, STAT_ROW_WRITES] += nw
+    hw_stats[layer, d, STAT_ROW_MAX] += mx
+    hw_stats[layer, d, STAT_ROW_NW_MAX] += nw * mx
+    hw_stats[layer, d, STAT_ROWS_ACTIVE] += _sel(mx > 0.0, rows, 0.0)

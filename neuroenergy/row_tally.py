@@ -22,7 +22,7 @@ with D devices and ``cap`` writes per flush. A row longer than ``cap`` is priced
 import numba
 import numpy as np
 
-from hardware_models.tally import tally_row, tally_writes, uses_uniform
+from hardware_models.tally import tally_row_at, tally_writes, uses_uniform
 
 _HEAD = 2
 
@@ -72,11 +72,9 @@ def flush_writes(buf, hw_params, hw_stats, layer):
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
     base = _HEAD + n_dev
-    w_old = buf[base:base + cap]
-    w_new = buf[base + cap:base + 2 * cap]
-    u = buf[base + 2 * cap:base + 3 * cap]
     for d in range(n_dev):
-        size = tally_writes(hw_params, hw_stats, layer, d, w_old, w_new, u, m)
+        size = tally_writes(hw_params, hw_stats, layer, d, buf, base, base + cap, base + 2 * cap,
+                            m)
         buf[_HEAD + d] = max(buf[_HEAD + d], size)
     buf[0] = 0.0
 
@@ -106,6 +104,6 @@ def end_row(buf, hw_params, hw_stats, layer, row_n):
     n_dev = hw_params.shape[0]
     if row_n > 0:
         for d in range(n_dev):
-            tally_row(hw_params[d], hw_stats[layer, d], row_n, buf[_HEAD + d])
+            tally_row_at(hw_params, hw_stats, layer, d, row_n, buf[_HEAD + d])
     for d in range(n_dev):
         buf[_HEAD + d] = 0.0

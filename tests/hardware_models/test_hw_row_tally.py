@@ -29,6 +29,15 @@ def _same_stats(got, want, what, kind=None):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=str(what))
 
 
+def _flat(wo, wn, u):
+    """(values, offset of the old weights, of the new ones, of the uniforms): the layout
+    tally_writes reads, with some padding in front and between."""
+    n = len(wo)
+    vals = np.full(3 + 3 * n + 2, np.nan)
+    vals[3:3 + n], vals[4 + n:4 + 2 * n], vals[5 + 2 * n:5 + 3 * n] = wo, wn, u
+    return vals, 3, 4 + n, 5 + 2 * n
+
+
 def _sequential(p, wo, wn, u):
     """What the kernels did before: one tally_write per write (into a fresh stats row)."""
     stats = np.zeros(T.N_STATS)
@@ -52,7 +61,7 @@ def test_tally_writes_matches_tally_write():
             u = rng.random(max(n, 1))
             stats = np.zeros((2, n_dev, T.N_STATS))
             for d in range(n_dev):
-                got = T.tally_writes(hw, stats, 1, d, wo, wn, u, n)
+                got = T.tally_writes(hw, stats, 1, d, *_flat(wo, wn, u), n)
                 want_stats, want_max = _sequential(hw[d], wo, wn, u)
                 _same_stats(stats[1, d], want_stats, group[d], int(hw[d, T.P_KIND]))
                 assert got == want_max, group[d]
@@ -68,8 +77,8 @@ def test_tally_writes_adds_to_existing_sums_in_order():
     u = rng.random(500)
     stats = np.zeros((1, 4, T.N_STATS))
     for d in range(4):
-        T.tally_writes(hw, stats, 0, d, wo[:123], wn[:123], u, 123)
-        T.tally_writes(hw, stats, 0, d, wo[123:], wn[123:], u[123:], 377)
+        T.tally_writes(hw, stats, 0, d, *_flat(wo[:123], wn[:123], u[:123]), 123)
+        T.tally_writes(hw, stats, 0, d, *_flat(wo[123:], wn[123:], u[123:]), 377)
         want, _ = _sequential(hw[d], wo, wn, u)
         _same_stats(stats[0, d], want, d, int(hw[d, T.P_KIND]))
 
@@ -79,8 +88,8 @@ def test_tally_writes_ignores_padding_and_flags_unknown_kinds():
     hw[1, T.P_KIND] = 9.0
     stats = np.zeros((1, 2, T.N_STATS))
     x = np.array([0.1, 0.2])
-    assert T.tally_writes(hw, stats, 0, 0, x, x, x, 2) == 0.0
-    assert np.isnan(T.tally_writes(hw, stats, 0, 1, x, x, x, 2))
+    assert T.tally_writes(hw, stats, 0, 0, *_flat(x, x, x), 2) == 0.0
+    assert np.isnan(T.tally_writes(hw, stats, 0, 1, *_flat(x, x, x), 2))
     assert not stats.any()
 
 
