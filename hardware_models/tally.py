@@ -20,6 +20,12 @@ Contract (neuroenergy/kernels.py relies on these exact signatures):
   after being asked to change ``w_old`` by ``dw`` (device-in-the-loop mode); ``u`` uniform in
   [0, 1), ``z`` standard normal, both supplied by the caller so results are reproducible.
 - ``uses_uniform(params) -> bool``: whether ``u`` is read at all (stochastic rounding).
+- ``tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)`` and
+  ``tally_row_at(hw_params, hw_stats, layer, d, n_writes, max_size)``: what the training
+  kernels call - the writes of one row on one device in a vectorised loop, and the row -
+  with the same statistics as ``tally_write`` / ``tally_row`` (see "one row of writes at a
+  time" below). The per-write functions remain for small write streams (the spiking
+  bridge) and as the definition the tests compare against.
 
 Speed (``benchmarks/bench_tally.py``)
 ------------------------------------
