@@ -753,15 +753,8 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
     return _float_of(largest)
 
 
-@numba.njit(**_ROWS)
-def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
-    """Record ``n`` writes on device ``d`` of layer ``layer``: write t takes a synapse from
-    ``vals[at_old + t]`` to ``vals[at_new + t]`` with the uniform ``vals[at_u + t]`` (read
-    only by stochastic rounding; callers may give every device the same uniforms: each
-    device is a separate chip, which only needs its own sequence to be uniform). One flat
-    array and offsets, not views, so a call costs no reference counting. The same
-    statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
-    (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
+@numba.njit(cache=True, inline="always")
+def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     kind = int(hw_params[d, P_KIND])
     rule = int(hw_params[d, P_ROUNDING])
     if kind == KIND_NONE or n <= 0:
@@ -796,7 +789,31 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     return math.nan
 
 
-@numba.njit(cache=True)
+
+
+@numba.njit(**_ROWS)
+def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
+    """Record ``n`` writes on device ``d`` of layer ``layer``: write t takes a synapse from
+    ``vals[at_old + t]`` to ``vals[at_new + t]`` with the uniform ``vals[at_u + t]`` (read
+    only by stochastic rounding; callers may give every device the same uniforms: each
+    device is a separate chip, which only needs its own sequence to be uniform). One flat
+    array and offsets, not views, so a call costs no reference counting. The same
+    statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
+    (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
+    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+
+
+@numba.njit(**_ROWS)
+def tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, at_max):
+    """:func:`tally_writes` on every device in one call (what the kernels use: one call per
+    row instead of one per row and device); ``vals[at_max + d]`` keeps device d's largest
+    size, updated here."""
+    for d in range(hw_params.shape[0]):
+        size = _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+        vals[at_max + d] = max(vals[at_max + d], size)
+
+
+@numba.njit(cache=True, inline="always")
 def tally_row_at(hw_params, hw_stats, layer, d, n_writes, max_size):
     """:func:`tally_row` for device ``d`` of layer ``layer``, indexing the 2-D / 3-D arrays
     directly (no views: no reference counting per call)."""

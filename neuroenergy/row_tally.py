@@ -1,11 +1,11 @@
 """The writes of one weight row, collected so the hardware tallies price them per device.
 
 A kernel pushes every write of a row (old weight, new weight, float64) into a flat buffer and
-closes the row when it moves on; the buffer then calls ``hardware_models.tally.tally_writes``
-once per device, a vectorised loop, instead of ``tally_write`` once per device and write (a
-kind dispatch and a read-modify-write of the statistics each time). Counts, pulses, bits and
-row maxima are identical to per-write calls; float sums agree to ~1e-15
-(``tests/hardware_models/test_hw_row_tally.py``).
+closes the row when it moves on; the buffer then calls
+``hardware_models.tally.tally_row_writes`` once, a vectorised loop per device, instead of
+``tally_write`` once per device and write (a kind dispatch and a read-modify-write of the
+statistics each time). Counts, pulses, bits and row maxima are identical to per-write
+calls; float sums agree to ~1e-15 (``tests/hardware_models/test_hw_row_tally.py``).
 
 Buffer layout (float64, from :func:`new_row_buffer`)::
 
@@ -22,7 +22,7 @@ with D devices and ``cap`` writes per flush. A row longer than ``cap`` is priced
 import numba
 import numpy as np
 
-from hardware_models.tally import tally_row_at, tally_writes, uses_uniform
+from hardware_models.tally import tally_row_at, tally_row_writes, uses_uniform
 
 _HEAD = 2
 
@@ -63,7 +63,7 @@ def draws_uniforms(buf):
     return buf[1] != 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def flush_writes(buf, hw_params, hw_stats, layer):
     """Price the writes held (not the row itself) and keep each device's row maximum."""
     m = int(buf[0])
@@ -72,10 +72,7 @@ def flush_writes(buf, hw_params, hw_stats, layer):
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
     base = _HEAD + n_dev
-    for d in range(n_dev):
-        size = tally_writes(hw_params, hw_stats, layer, d, buf, base, base + cap, base + 2 * cap,
-                            m)
-        buf[_HEAD + d] = max(buf[_HEAD + d], size)
+    tally_row_writes(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap, m, _HEAD)
     buf[0] = 0.0
 
 
