@@ -105,7 +105,7 @@ def main():
                 [[r["workload"], f"{r['row_ns']:.1f}", f"{r['reference_ns']:.1f}",
                   f"{r['reference_ns'] / r['row_ns']:.2f}"] for r in out]))
     if args.json:
-        print(json.dumps({"bench": "bench_pricing.py", "rows": out}))
+        print("JSON " + json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 from _common import machine_info, table
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_kernels.py", "bench_eval.py", "bench_runs.py", "bench_compile.py"]
+BENCHES = ["bench_kernels.py", "bench_eval.py", "bench_runs.py", "bench_compile.py",
+           "bench_pricing.py"]
 MARKER = "<!-- hand-written notes below: kept when run_all.py --write rewrites this file -->"
 NOTES = """How to read these numbers:
 
