@@ -628,6 +628,18 @@ def _whole_steps(x, rule, u):
 
 
 @numba.njit(cache=True, inline="always")
+def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep):
+    """Add a row's sums shared by every kind to the statistics of (layer, device)."""
+    hw_stats[layer, d, STAT_WRITES] += float(n)
+    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+    hw_stats[layer, d, STAT_NOOP] += noop_n
+    hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
+    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
+    hw_stats[layer, d, STAT_SIZE_POT] += size_pot
+    hw_stats[layer, d, STAT_SIZE_DEP] += size_dep
+
+
+@numba.njit(cache=True, inline="always")
 def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, rule, pair):
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
@@ -675,13 +687,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, r
         g_dep += _sel(pot, 0.0, size * g_mid)
         bits = _bits_of(size)
         largest = _sel(bits > largest, bits, largest)
-    hw_stats[layer, d, STAT_WRITES] += float(n)
-    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
-    hw_stats[layer, d, STAT_NOOP] += noop_n
-    hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
-    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
-    hw_stats[layer, d, STAT_SIZE_POT] += size_pot
-    hw_stats[layer, d, STAT_SIZE_DEP] += size_dep
+    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
     hw_stats[layer, d, STAT_G_DEP] += g_dep
     hw_stats[layer, d, STAT_REFRESH] += refresh_n
@@ -717,13 +723,8 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
         set_n += set_bits
         reset_n += reset_bits
         largest = _sel(flipped > largest, flipped, largest)
-    hw_stats[layer, d, STAT_WRITES] += float(n)
-    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
-    hw_stats[layer, d, STAT_NOOP] += noop_n
-    hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
-    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
-    hw_stats[layer, d, STAT_SIZE_POT] += float(set_n)
-    hw_stats[layer, d, STAT_SIZE_DEP] += float(reset_n)
+    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
+                    float(reset_n))
     hw_stats[layer, d, STAT_CLIPPED] += clipped
     return float(largest)
 
@@ -744,12 +745,7 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
         size_dep += _sel(dw < 0.0, adw, 0.0)
         bits = _bits_of(adw)
         largest = _sel(bits > largest, bits, largest)
-    hw_stats[layer, d, STAT_WRITES] += float(n)
-    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
-    hw_stats[layer, d, STAT_NOOP] += noop_n
-    hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
-    hw_stats[layer, d, STAT_SIZE_POT] += size_pot
-    hw_stats[layer, d, STAT_SIZE_DEP] += size_dep
+    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, 0.0, size_pot, size_dep)
     return _float_of(largest)
 
 

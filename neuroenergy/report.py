@@ -40,6 +40,18 @@ def _is_biology(summaries, name):
                for s in summaries)
 
 
+def _hardware_cell(rep) -> str:
+    """ATP for a biological synapse; joules for a device, with the share of updates below its
+    resolution (not written)."""
+    if rep and rep.get("kind") == "biology":
+        return _fmt((rep.get("extra") or {}).get("atp"), "sci")
+    cell = _fmt(rep.get("energy_j") if rep else None, "sci")
+    writes = ((rep or {}).get("counts") or {}).get("writes") or 0
+    if writes and rep.get("lost_updates"):
+        cell += f" ({100 * rep['lost_updates'] / writes:.0f}% lost)"
+    return cell
+
+
 def format_table(summaries, hardware=True) -> str:
     """One row per run: rule, status, epochs, M0, M1, M1_min, M1/M1_min, seconds (+ joules)."""
     head = ["rule", "hidden", "seed", "status", "epochs", "acc", "M0", "M1", "M1_min",
@@ -56,17 +68,7 @@ def format_table(summaries, hardware=True) -> str:
                _fmt(s.get("test_accuracy"), "acc"), _fmt(tot("M0"), "sci"),
                _fmt(tot("M1"), "sci"), _fmt(tot("M1_min"), "sci"),
                _fmt(e.get("inefficiency_M1"), "f1"), _fmt(s.get("train_seconds"), "f1")]
-        for name in hw:
-            rep = (s.get("hardware") or {}).get(name)
-            if rep and rep.get("kind") == "biology":
-                row.append(_fmt((rep.get("extra") or {}).get("atp"), "sci"))
-                continue
-            cell = _fmt(rep.get("energy_j") if rep else None, "sci")
-            writes = ((rep or {}).get("counts") or {}).get("writes") or 0
-            if writes and rep.get("lost_updates"):
-                # updates below the device's resolution are not written: say how many
-                cell += f" ({100 * rep['lost_updates'] / writes:.0f}% lost)"
-            row.append(cell)
+        row += [_hardware_cell((s.get("hardware") or {}).get(name)) for name in hw]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -103,16 +105,7 @@ def format_hardware_table(summaries) -> str:
     for s in summaries:
         hw = s.get("hardware") or {}
         row = [rule_label(s), str(s.get("seed"))]
-        for name in names:
-            rep = hw.get(name)
-            if rep and rep.get("kind") == "biology":
-                row.append(_fmt((rep.get("extra") or {}).get("atp"), "sci"))
-                continue
-            cell = _fmt(rep.get("energy_j") if rep else None, "sci")
-            writes = ((rep or {}).get("counts") or {}).get("writes") or 0
-            if writes and rep.get("lost_updates"):
-                cell += f" ({100 * rep['lost_updates'] / writes:.0f}% lost)"
-            row.append(cell)
+        row += [_hardware_cell(hw.get(name)) for name in names]
         counts = ((hw.get(electronic[0]) or {}).get("counts") or {}) if electronic else {}
         rows_touched, writes = counts.get("rows_touched"), counts.get("writes")
         samples = s.get("samples") or 0
