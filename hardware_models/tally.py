@@ -586,8 +586,8 @@ def new_stats(n_layers, n_devices):
 
 # --- one row of writes at a time ------------------------------------------------------------
 # The kernels collect the writes of a row and price them per device in one loop each: the
-# kind, the rounding rule and the parameters are read once, the loop has no branches and its
-# sums live in vector registers (compiled with reassociation allowed, so LLVM vectorises the
+# kind and the parameters are read once, the loop has no branches (rounding rules and pair
+# mode are selects: one loop per kind to compile) and its sums live in vector registers (compiled with reassociation allowed, so LLVM vectorises the
 # reductions). Per write, every quantity is computed exactly as by ``tally_write``: counts,
 # pulses, flipped bits and row maxima are identical; sums of non-integer values (|dw|,
 # conductance-weighted pulses, refresh hazards) are the same terms added in another order,
@@ -618,13 +618,13 @@ def _float_of(typingctx, x):
 
 @numba.njit(cache=True, inline="always")
 def _whole_steps(x, rule, u):
-    """:func:`_round_steps` without branches (``rule`` is a constant where it is inlined)."""
-    if rule == ROUND_NEAREST:
-        return _floor(x + 0.5)
+    """:func:`_round_steps` without branches: every rule is computed and one selected (a
+    few cheap operations, against one vectorised loop to compile per rule)."""
     xs = _snap(x)
-    if rule == ROUND_CEIL:
-        return _sel(xs >= 1.0, _ceil(xs), 0.0)
-    return _floor(xs + u)
+    nearest = _floor(x + 0.5)
+    ceil = _sel(xs >= 1.0, _ceil(xs), 0.0)
+    stochastic = _floor(xs + u)
+    return _sel(rule == ROUND_NEAREST, nearest, _sel(rule == ROUND_CEIL, ceil, stochastic))
 
 
 @numba.njit(cache=True, inline="always")
@@ -640,10 +640,12 @@ def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, si
 
 
 @numba.njit(cache=True, inline="always")
-def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, rule, pair):
+def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
     q4 = hw_params[d, P_DW_DEP]
+    rule = int(hw_params[d, P_ROUNDING])
+    pair = hw_params[d, P_PAIR] != 0.0
     # divisions are the slowest step of the loop: only the pulse count (which must round
     # exactly as tally_write's) keeps one; the conductance uses a reciprocal
     inv_g_scale = 1.0 / (2.0 * w_max)
@@ -675,14 +677,12 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, r
         noop_dw += _sel(noop, adw, 0.0)
         size_pot += _sel(pot, size, 0.0)
         size_dep += _sel(pot, 0.0, size)
-        if pair:
-            g_mid = 0.5
-            hazard = _div(size, _div(w_max, step))
-            hazard = _sel(hazard > 1.0, 1.0, hazard)
-            refresh_n += hazard
-            refresh_p += hazard * _floor(_div(abs(b), step) + 0.5)
-        else:
-            g_mid = 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale
+        # pair mode by selects, not a branch: one loop for every analog device
+        g_mid = _sel(pair, 0.5, 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale)
+        hazard = _div(size, _div(w_max, step))
+        hazard = _sel(pair, _sel(hazard > 1.0, 1.0, hazard), 0.0)
+        refresh_n += hazard
+        refresh_p += hazard * _floor(_div(abs(b), step) + 0.5)
         g_pot += _sel(pot, size * g_mid, 0.0)
         g_dep += _sel(pot, 0.0, size * g_mid)
         bits = _bits_of(size)
@@ -697,8 +697,9 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, r
 
 
 @numba.njit(cache=True, inline="always")
-def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, rule):
+def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     w_max = hw_params[d, P_W_MAX]
+    rule = int(hw_params[d, P_ROUNDING])
     bits = int(hw_params[d, P_BITS])
     encoding = int(hw_params[d, P_ENCODING])
     abs_dw = 0.0
@@ -752,34 +753,12 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
 @numba.njit(cache=True, inline="always")
 def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     kind = int(hw_params[d, P_KIND])
-    rule = int(hw_params[d, P_ROUNDING])
     if kind == KIND_NONE or n <= 0:
         return 0.0
     if kind == KIND_ANALOG:
-        # one loop per rounding rule and pair mode: constants, so each loop is straight code
-        if hw_params[d, P_PAIR] != 0.0:
-            if rule == ROUND_NEAREST:
-                return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                    ROUND_NEAREST, True)
-            if rule == ROUND_CEIL:
-                return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                    ROUND_CEIL, True)
-            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                ROUND_STOCHASTIC, True)
-        if rule == ROUND_NEAREST:
-            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                ROUND_NEAREST, False)
-        if rule == ROUND_CEIL:
-            return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                ROUND_CEIL, False)
-        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                            ROUND_STOCHASTIC, False)
+        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
     if kind == KIND_DIGITAL:
-        if rule == ROUND_STOCHASTIC:
-            return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                                 ROUND_STOCHASTIC)
-        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                             ROUND_NEAREST)
+        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
     if kind == KIND_BIOLOGY:
         return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n)
     return math.nan
