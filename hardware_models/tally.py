@@ -649,6 +649,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     # divisions are the slowest step of the loop: only the pulse count (which must round
     # exactly as tally_write's) keeps one; the conductance uses a reciprocal
     inv_g_scale = 1.0 / (2.0 * w_max)
+    inv_w_max = 1.0 / w_max
     abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
@@ -679,7 +680,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
         size_dep += _sel(pot, 0.0, size)
         # pair mode by selects, not a branch: one loop for every analog device
         g_mid = _sel(pair, 0.5, 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale)
-        hazard = _div(size, _div(w_max, step))
+        hazard = size * step * inv_w_max  # pulses / capacity, capacity = w_max / step
         hazard = _sel(pair, _sel(hazard > 1.0, 1.0, hazard), 0.0)
         refresh_n += hazard
         refresh_p += hazard * _floor(_div(abs(b), step) + 0.5)
