@@ -640,7 +640,7 @@ def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, si
 
 
 @numba.njit(cache=True, inline="always")
-def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
+def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
     q4 = hw_params[d, P_DW_DEP]
@@ -661,7 +661,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     refresh_p = 0.0
     clipped = 0.0
     largest = 0
-    for t in range(n):
+    for t in range(n_pad):
         wo = vals[at_old + t]
         wn = vals[at_new + t]
         adw = abs(wn - wo)
@@ -688,6 +688,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
         g_dep += _sel(pot, 0.0, size * g_mid)
         bits = _bits_of(size)
         largest = _sel(bits > largest, bits, largest)
+    noop_n -= float(n_pad - n)  # the padding: writes from 0 to 0
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
     hw_stats[layer, d, STAT_G_DEP] += g_dep
@@ -698,7 +699,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
 
 
 @numba.njit(cache=True, inline="always")
-def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
+def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
     w_max = hw_params[d, P_W_MAX]
     rule = int(hw_params[d, P_ROUNDING])
     bits = int(hw_params[d, P_BITS])
@@ -710,7 +711,7 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     reset_n = 0
     clipped = 0.0
     largest = 0
-    for t in range(n):
+    for t in range(n_pad):
         wo = vals[at_old + t]
         wn = vals[at_new + t]
         adw = abs(wn - wo)
@@ -725,6 +726,7 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
         set_n += set_bits
         reset_n += reset_bits
         largest = _sel(flipped > largest, flipped, largest)
+    noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
                     float(reset_n))
     hw_stats[layer, d, STAT_CLIPPED] += clipped
@@ -732,13 +734,13 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
 
 
 @numba.njit(cache=True, inline="always")
-def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
+def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad):
     abs_dw = 0.0
     noop_n = 0.0
     size_pot = 0.0
     size_dep = 0.0
     largest = 0
-    for t in range(n):
+    for t in range(n_pad):
         dw = vals[at_new + t] - vals[at_old + t]
         adw = abs(dw)
         abs_dw += adw
@@ -747,21 +749,24 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n):
         size_dep += _sel(dw < 0.0, adw, 0.0)
         bits = _bits_of(adw)
         largest = _sel(bits > largest, bits, largest)
+    noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, 0.0, size_pot, size_dep)
     return _float_of(largest)
 
 
 @numba.njit(cache=True, inline="always")
-def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
+def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
     kind = int(hw_params[d, P_KIND])
     if kind == KIND_NONE or n <= 0:
         return 0.0
     if kind == KIND_ANALOG:
-        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                            n_pad)
     if kind == KIND_DIGITAL:
-        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                             n_pad)
     if kind == KIND_BIOLOGY:
-        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n)
+        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad)
     return math.nan
 
 
@@ -776,16 +781,19 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     array and offsets, not views, so a call costs no reference counting. The same
     statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
     (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
-    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n)
 
 
 @numba.njit(**_ROWS)
-def tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, at_max):
+def tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, n_pad, at_max):
     """:func:`tally_writes` on every device in one call (what the kernels use: one call per
     row instead of one per row and device); ``vals[at_max + d]`` keeps device d's largest
-    size, updated here."""
+    size, updated here. The loops run over ``n_pad >= n`` slots, whose entries from ``n`` on
+    must be 0.0 (old, new and uniform): a whole number of vector iterations, with no scalar
+    remainder, which would cost more than the row itself on a short row."""
     for d in range(hw_params.shape[0]):
-        size = _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)
+        size = _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                             n_pad)
         vals[at_max + d] = max(vals[at_max + d], size)
 
 

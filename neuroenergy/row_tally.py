@@ -25,6 +25,9 @@ import numpy as np
 from hardware_models.tally import tally_row_at, tally_row_writes, uses_uniform
 
 _HEAD = 2
+# rows are priced in whole blocks of this many slots (zero-padded), so the vectorised loops
+# never run their scalar remainder
+_BLOCK = 16
 
 
 @numba.njit(cache=True)
@@ -32,7 +35,7 @@ def new_row_buffer(hw_params, cap):
     """Buffer for the devices ``hw_params`` (n_devices, N_PARAMS) and up to ``cap`` writes
     per flush (a row's length keeps rows whole)."""
     n_dev = hw_params.shape[0]
-    cap = max(cap, 1)
+    cap = (max(cap, 1) + _BLOCK - 1) // _BLOCK * _BLOCK
     buf = np.zeros(_HEAD + n_dev + 3 * cap)
     for d in range(n_dev):
         if uses_uniform(hw_params[d]):
@@ -72,7 +75,13 @@ def flush_writes(buf, hw_params, hw_stats, layer):
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
     base = _HEAD + n_dev
-    tally_row_writes(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap, m, _HEAD)
+    m_pad = min((m + _BLOCK - 1) // _BLOCK * _BLOCK, cap)
+    for t in range(m, m_pad):
+        buf[base + t] = 0.0
+        buf[base + cap + t] = 0.0
+        buf[base + 2 * cap + t] = 0.0
+    tally_row_writes(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap, m, m_pad,
+                     _HEAD)
     buf[0] = 0.0
 
 
