@@ -20,11 +20,11 @@ Contract (neuroenergy/kernels.py relies on these exact signatures):
   after being asked to change ``w_old`` by ``dw`` (device-in-the-loop mode); ``u`` uniform in
   [0, 1), ``z`` standard normal, both supplied by the caller so results are reproducible.
 - ``uses_uniform(params) -> bool``: whether ``u`` is read at all (stochastic rounding).
-- ``tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n)`` and
-  ``tally_row_at(hw_params, hw_stats, layer, d, n_writes, max_size)``: what the training
-  kernels call - the writes of one row on one device in a vectorised loop, and the row -
-  with the same statistics as ``tally_write`` / ``tally_row`` (see "one row of writes at a
-  time" below). The per-write functions remain for small write streams (the spiking
+- ``tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, n_pad,
+  at_max)`` (every device) and ``tally_writes(...)`` (one device): what the training
+  kernels call for the writes of one row, vectorised loops with the same statistics as
+  ``tally_write`` (see "one row of writes at a time" below); the kernels then call
+  ``tally_row`` per device. ``tally_write`` remains for small write streams (the spiking
   bridge) and as the definition the tests compare against.
 
 Speed (``benchmarks/bench_tally.py``)
@@ -231,18 +231,18 @@ def _snap(typingctx, x):
 
 @numba.njit(**_JIT)
 def _round_steps(x, rule, u):
-    """Whole steps for a non-negative step count ``x`` under a rounding rule."""
-    if rule == ROUND_NEAREST:
-        # floor(snap(x) + 0.5) == floor(x + 0.5) for every x: snapping only moves x onto
-        # the integer it rounds to anyway
-        return _floor(x + 0.5)
-    x = _snap(x)
-    if rule == ROUND_CEIL:
-        # DNN+NeuroSim: ceil, but only where the change reaches one full step
-        if x >= 1.0:
-            return _ceil(x)
-        return 0.0
-    return _floor(x + u)
+    """Whole steps for a non-negative step count ``x`` under a rounding rule, without
+    branches: every rule is computed and one selected (a few cheap operations; the row loops
+    need it branch-free to vectorise, and one loop then serves every rule).
+
+    nearest: floor(x + 0.5) (snapping would only move x onto the integer it rounds to
+    anyway); ceil (DNN+NeuroSim): ceil, but only where the change reaches one full step;
+    stochastic: floor(x + u)."""
+    xs = _snap(x)
+    nearest = _floor(x + 0.5)
+    ceil = _sel(xs >= 1.0, _ceil(xs), 0.0)
+    stochastic = _floor(xs + u)
+    return _sel(rule == ROUND_NEAREST, nearest, _sel(rule == ROUND_CEIL, ceil, stochastic))
 
 
 @intrinsic
@@ -617,17 +617,6 @@ def _float_of(typingctx, x):
 
 
 @numba.njit(cache=True, inline="always")
-def _whole_steps(x, rule, u):
-    """:func:`_round_steps` without branches: every rule is computed and one selected (a
-    few cheap operations, against one vectorised loop to compile per rule)."""
-    xs = _snap(x)
-    nearest = _floor(x + 0.5)
-    ceil = _sel(xs >= 1.0, _ceil(xs), 0.0)
-    stochastic = _floor(xs + u)
-    return _sel(rule == ROUND_NEAREST, nearest, _sel(rule == ROUND_CEIL, ceil, stochastic))
-
-
-@numba.njit(cache=True, inline="always")
 def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep):
     """Add a row's sums shared by every kind to the statistics of (layer, device)."""
     hw_stats[layer, d, STAT_WRITES] += float(n)
@@ -672,7 +661,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
         change = b - a
         pot = change > 0.0
         step = _sel(pot, q3, q4)
-        size = _whole_steps(_div(abs(change), step), rule, vals[at_u + t])
+        size = _round_steps(_div(abs(change), step), rule, vals[at_u + t])
         noop = size == 0.0
         noop_n += _sel(noop, 1.0, 0.0)
         noop_dw += _sel(noop, adw, 0.0)
@@ -795,18 +784,3 @@ def tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, 
         size = _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
                              n_pad)
         vals[at_max + d] = max(vals[at_max + d], size)
-
-
-@numba.njit(cache=True, inline="always")
-def tally_row_at(hw_params, hw_stats, layer, d, n_writes, max_size):
-    """:func:`tally_row` for device ``d`` of layer ``layer``, indexing the 2-D / 3-D arrays
-    directly (no views: no reference counting per call)."""
-    on = int(hw_params[d, P_KIND]) != KIND_NONE
-    rows = _sel(on, 1.0, 0.0)
-    nw = _sel(on, float(n_writes), 0.0)
-    mx = _sel(on, float(max_size), 0.0)
-    hw_stats[layer, d, STAT_ROWS] += rows
-    hw_stats[layer, d, STAT_ROW_WRITES] += nw
-    hw_stats[layer, d, STAT_ROW_MAX] += mx
-    hw_stats[layer, d, STAT_ROW_NW_MAX] += nw * mx
-    hw_stats[layer, d, STAT_ROWS_ACTIVE] += _sel(mx > 0.0, rows, 0.0)

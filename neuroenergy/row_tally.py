@@ -22,7 +22,7 @@ with D devices and ``cap`` writes per flush. A row longer than ``cap`` is priced
 import numba
 import numpy as np
 
-from hardware_models.tally import tally_row_at, tally_row_writes, uses_uniform
+from hardware_models.tally import tally_row, tally_row_writes, uses_uniform
 
 _HEAD = 2
 # rows are priced in whole blocks of this many slots (zero-padded), so the vectorised loops
@@ -110,6 +110,6 @@ def end_row(buf, hw_params, hw_stats, layer, row_n):
     n_dev = hw_params.shape[0]
     if row_n > 0:
         for d in range(n_dev):
-            tally_row_at(hw_params, hw_stats, layer, d, row_n, buf[_HEAD + d])
+            tally_row(hw_params[d], hw_stats[layer, d], row_n, buf[_HEAD + d])
     for d in range(n_dev):
         buf[_HEAD + d] = 0.0
