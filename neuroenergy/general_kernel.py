@@ -213,7 +213,7 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
     b_abs = np.zeros(max_units)
     scratch = np.empty(max_units, np.int64)
     col_flag = np.zeros(max_units, np.uint8)
-    row_max = new_row_buffer(hw_params, max_units)
+    row_buf = new_row_buffer(hw_params, max_units)
     need_pairs = write_mode != WRITE_ALL and write_mode != WRITE_MASK
     n_pair = max_syn if (need_pairs or buffer != BUF_NONE) else 1
     sel_i = np.empty(n_pair, np.int64)
@@ -297,19 +297,19 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
                 buffer_layer(w, s, counts, off, r, c, pre, post, lr, rows, n_rows, cols,
                              n_act, active, fspec[F_DECAY], fspec[F_THETA], scope, k,
                              fspec[F_C], fspec[F_B], l, alpha, meter_i, meter_f, buf_f,
-                             hw_params, hw_stats, in_loop, row_max, vals32, cand_i, col_flag)
+                             hw_params, hw_stats, in_loop, row_buf, vals32, cand_i, col_flag)
                 continue
             k = n_writes(p_layer[l], n_plastic)
             if write_mode == WRITE_ALL or write_mode == WRITE_MASK or k < 0:
                 use_mask = mask if write_mode == WRITE_MASK else mask[:0]
                 write_rows(w, counts, use_mask, off, c, pre, post, lr, rows, n_rows, cols,
                            n_act, l, alpha, meter_i, meter_f, hw_params, hw_stats, in_loop,
-                           row_max)
+                           row_buf)
             elif write_mode == WRITE_TOP_NEURON:
                 m = top_rows(pre, rows, n_rows, n_writes(p_layer[l], n_pre_on), rows_sel)
                 write_rows(w, counts, mask[:0], off, c, pre, post, lr, rows_sel, m, cols,
                            n_act, l, alpha, meter_i, meter_f, hw_params, hw_stats, in_loop,
-                           row_max)
+                           row_buf)
             else:
                 if write_mode == WRITE_TOP:
                     n_sel = topk_outer(a_abs[:r], b_abs[:c], k, sel_i, sel_j, cand_s, cand_i,
@@ -337,7 +337,7 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
                 else:
                     raise ValueError("unknown write mode")
                 write_list(w, counts, off, c, pre, post, lr, sel_i, sel_j, n_sel, l, alpha,
-                           meter_i, meter_f, hw_params, hw_stats, in_loop, row_max)
+                           meter_i, meter_f, hw_params, hw_stats, in_loop, row_buf)
     return sample_idx.shape[0], STATUS_OK
 
 

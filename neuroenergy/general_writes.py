@@ -19,8 +19,7 @@ from hardware_models.tally import device_write
 from .general_codes import (BF_CHANGE, BF_MAINTENANCE, SCOPE_LAYER, SCOPE_NEURON,
                             SCOPE_SYNAPSE, SCOPE_TOP)
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
-from .row_tally import end_row as close_row
-from .row_tally import draws_uniforms, push_write
+from .row_tally import draws_uniforms, end_row, push_write
 
 
 @numba.njit(cache=True)
@@ -80,16 +79,8 @@ def plain(hw_params, in_loop, alpha):
 
 
 @numba.njit(cache=True)
-def end_row(hw_params, hw_stats, layer, row_n, row_buf):
-    """Close a row: price its writes on every device, then one ``tally_row`` per device if
-    the row received a write."""
-    if hw_params.shape[0] > 0:
-        close_row(row_buf, hw_params, hw_stats, layer, row_n)
-
-
-@numba.njit(cache=True)
 def write_rows(w, counts, mask, off, n_cols, pre, post, lr, rows, n_rows, cols, n_act,
-               layer, alpha, meter_i, meter_f, hw_params, hw_stats, in_loop, row_max):
+               layer, alpha, meter_i, meter_f, hw_params, hw_stats, in_loop, row_buf):
     """dw = -lr pre[i] post[j] for every listed row x listed column (where ``mask`` is set,
     if a mask is given); zero changes are not writes."""
     lr32 = np.float32(lr)
@@ -133,14 +124,14 @@ def write_rows(w, counts, mask, off, n_cols, pre, post, lr, rows, n_rows, cols, 
             if dw64 == 0.0:
                 continue
             if commit(w, base + j, c * post[j], dw64, layer, alpha, meter_i, meter_f, counts,
-                      hw_params, hw_stats, in_loop, row_max) != 0.0:
+                      hw_params, hw_stats, in_loop, row_buf) != 0.0:
                 row_n += 1
-        end_row(hw_params, hw_stats, layer, row_n, row_max)
+        end_row(row_buf, hw_params, hw_stats, layer, row_n)
 
 
 @numba.njit(cache=True)
 def write_list(w, counts, off, n_cols, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha,
-               meter_i, meter_f, hw_params, hw_stats, in_loop, row_max):
+               meter_i, meter_f, hw_params, hw_stats, in_loop, row_buf):
     """dw = -lr pre[i] post[j] for the listed pairs (grouped by row, rows ascending)."""
     lr32 = np.float32(lr)
     if plain(hw_params, in_loop, alpha):
@@ -170,7 +161,7 @@ def write_list(w, counts, off, n_cols, pre, post, lr, sel_i, sel_j, n_sel, layer
         i = sel_i[t]
         if i != current:
             if current >= 0:
-                end_row(hw_params, hw_stats, layer, row_n, row_max)
+                end_row(row_buf, hw_params, hw_stats, layer, row_n)
             current = i
             row_n = 0
         j = sel_j[t]
@@ -179,10 +170,10 @@ def write_list(w, counts, off, n_cols, pre, post, lr, sel_i, sel_j, n_sel, layer
             continue
         step = np.float32(-lr32 * pre[i]) * post[j]
         if commit(w, off + i * n_cols + j, step, dw64, layer, alpha, meter_i, meter_f, counts,
-                  hw_params, hw_stats, in_loop, row_max) != 0.0:
+                  hw_params, hw_stats, in_loop, row_buf) != 0.0:
             row_n += 1
     if current >= 0:
-        end_row(hw_params, hw_stats, layer, row_n, row_max)
+        end_row(row_buf, hw_params, hw_stats, layer, row_n)
 
 
 N_KEY_BINS = 1 << 15  # the top 15 bits of a non-negative float32's bit pattern
@@ -283,10 +274,10 @@ def top_rows(pre, rows, n_rows, m, out):
 
 @numba.njit(cache=True)
 def _consolidate(w, s, q, layer, alpha, meter_i, meter_f, counts, hw_params, hw_stats,
-                 in_loop, row_max):
+                 in_loop, row_buf):
     """Move the buffer of synapse q into its weight; the buffer keeps what was not written."""
     change = commit(w, q, s[q], np.float64(s[q]), layer, alpha, meter_i, meter_f, counts,
-                    hw_params, hw_stats, in_loop, row_max)
+                    hw_params, hw_stats, in_loop, row_buf)
     if in_loop >= 0:
         s[q] = s[q] - np.float32(change)
     else:
@@ -297,7 +288,7 @@ def _consolidate(w, s, q, layer, alpha, meter_i, meter_f, counts, hw_params, hw_
 @numba.njit(cache=True)
 def buffer_layer(w, s, counts, off, n_rows_all, n_cols, pre, post, lr, rows, n_rows, cols,
                  n_act, active, decay, theta, scope, k, c_maint, b_change, layer, alpha,
-                 meter_i, meter_f, buf_f, hw_params, hw_stats, in_loop, row_max, vals, idx,
+                 meter_i, meter_f, buf_f, hw_params, hw_stats, in_loop, row_buf, vals, idx,
                  col_flag):
     """One sample of a buffered layer, in this order: decay the buffer, add this sample's
     updates (if ``active``), consolidate what the scope selects, charge maintenance on what
@@ -333,14 +324,14 @@ def buffer_layer(w, s, counts, off, n_rows_all, n_cols, pre, post, lr, rows, n_r
             i = idx[t] // n_cols
             if i != current:
                 if current >= 0:
-                    end_row(hw_params, hw_stats, layer, row_n, row_max)
+                    end_row(row_buf, hw_params, hw_stats, layer, row_n)
                 current = i
                 row_n = 0
             if _consolidate(w, s, off + idx[t], layer, alpha, meter_i, meter_f, counts,
-                            hw_params, hw_stats, in_loop, row_max):
+                            hw_params, hw_stats, in_loop, row_buf):
                 row_n += 1
         if current >= 0:
-            end_row(hw_params, hw_stats, layer, row_n, row_max)
+            end_row(row_buf, hw_params, hw_stats, layer, row_n)
     else:
         whole = False
         for j in range(n_cols):
@@ -368,8 +359,8 @@ def buffer_layer(w, s, counts, off, n_rows_all, n_cols, pre, post, lr, rows, n_r
                 else:
                     go = whole
                 if go and _consolidate(w, s, base + j, layer, alpha, meter_i, meter_f, counts,
-                                       hw_params, hw_stats, in_loop, row_max):
+                                       hw_params, hw_stats, in_loop, row_buf):
                     row_n += 1
-            end_row(hw_params, hw_stats, layer, row_n, row_max)
+            end_row(row_buf, hw_params, hw_stats, layer, row_n)
     if c_maint > 0.0:
         buf_f[layer, BF_MAINTENANCE] += c_maint * abs_sum(s, off, off + size)
