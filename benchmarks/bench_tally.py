@@ -36,8 +36,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 _key = hashlib.sha1(b"".join((ROOT / f).read_bytes() for f in (
-    "hardware_models/tally.py", "neuroenergy/kernels.py",
-    "tests/hardware_models/tally_frozen.py")) + Path(__file__).read_bytes()).hexdigest()[:12]
+    "hardware_models/tally.py", "hardware_models/tally_rows.py", "neuroenergy/kernels.py",
+    "neuroenergy/row_tally.py", "tests/hardware_models/tally_frozen.py")) + Path(__file__).read_bytes()).hexdigest()[:12]
 os.environ.setdefault("NUMBA_CACHE_DIR",
                       str(Path(tempfile.gettempdir()) / f"neuroenergy-bench-tally-{_key}"))
 for _p in (str(ROOT), str(ROOT / "tests" / "hardware_models")):

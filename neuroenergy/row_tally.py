@@ -2,7 +2,7 @@
 
 A kernel pushes every write of a row (old weight, new weight, float64) into a flat buffer and
 closes the row when it moves on; the buffer then calls
-``hardware_models.tally.tally_row_writes`` once, a vectorised loop per device, instead of
+``hardware_models.tally_rows.tally_row_writes`` once, a vectorised loop per device, instead of
 ``tally_write`` once per device and write (a kind dispatch and a read-modify-write of the
 statistics each time). Counts, pulses, bits and row maxima are identical to per-write
 calls; float sums agree to ~1e-15 (``tests/hardware_models/test_hw_row_tally.py``).
@@ -22,7 +22,8 @@ with D devices and ``cap`` writes per flush. A row longer than ``cap`` is priced
 import numba
 import numpy as np
 
-from hardware_models.tally import tally_row, tally_row_writes, uses_uniform
+from hardware_models.tally import tally_row, uses_uniform
+from hardware_models.tally_rows import tally_row_writes
 
 _HEAD = 2
 # rows are priced in whole blocks of this many slots (zero-padded), so the vectorised loops

@@ -352,11 +352,12 @@ def _drop_stale_cache():
     from pathlib import Path
 
     import hardware_models.tally as tally
+    import hardware_models.tally_rows as tally_rows
 
     from . import fold, kernels, row_tally, topk
     try:
         files = sorted([__file__, fold.__file__, topk.__file__, kernels.__file__, tally.__file__,
-                        row_tally.__file__])
+                        row_tally.__file__, tally_rows.__file__])
         digest = hashlib.sha256()
         for f in files:
             digest.update(f.encode())

@@ -1,4 +1,4 @@
-"""Row-at-a-time tallies (``tally.tally_writes`` and ``neuroenergy.row_tally``): the same
+"""Row-at-a-time tallies (``tally_rows.tally_writes`` and ``neuroenergy.row_tally``): the same
 statistics as one ``tally_write`` per write (counts, pulses, bits and maxima exactly, float
 sums to 1e-12), and a kernel's metered writes priced on several devices agree with the
 pure-Python reference tallies."""
@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from hardware_models import pack_kernel_params, presets
 from hardware_models import tally as T
+from hardware_models import tally_rows as TR
 
 from hw_reference import ref_tally_row, ref_tally_write
 from test_hw_tally_inlined import _models, _stream
@@ -61,7 +62,7 @@ def test_tally_writes_matches_tally_write():
             u = rng.random(max(n, 1))
             stats = np.zeros((2, n_dev, T.N_STATS))
             for d in range(n_dev):
-                got = T.tally_writes(hw, stats, 1, d, *_flat(wo, wn, u), n)
+                got = TR.tally_writes(hw, stats, 1, d, *_flat(wo, wn, u), n)
                 want_stats, want_max = _sequential(hw[d], wo, wn, u)
                 _same_stats(stats[1, d], want_stats, group[d], int(hw[d, T.P_KIND]))
                 assert got == want_max, group[d]
@@ -77,8 +78,8 @@ def test_tally_writes_adds_to_existing_sums_in_order():
     u = rng.random(500)
     stats = np.zeros((1, 4, T.N_STATS))
     for d in range(4):
-        T.tally_writes(hw, stats, 0, d, *_flat(wo[:123], wn[:123], u[:123]), 123)
-        T.tally_writes(hw, stats, 0, d, *_flat(wo[123:], wn[123:], u[123:]), 377)
+        TR.tally_writes(hw, stats, 0, d, *_flat(wo[:123], wn[:123], u[:123]), 123)
+        TR.tally_writes(hw, stats, 0, d, *_flat(wo[123:], wn[123:], u[123:]), 377)
         want, _ = _sequential(hw[d], wo, wn, u)
         _same_stats(stats[0, d], want, d, int(hw[d, T.P_KIND]))
 
@@ -88,8 +89,8 @@ def test_tally_writes_ignores_padding_and_flags_unknown_kinds():
     hw[1, T.P_KIND] = 9.0
     stats = np.zeros((1, 2, T.N_STATS))
     x = np.array([0.1, 0.2])
-    assert T.tally_writes(hw, stats, 0, 0, *_flat(x, x, x), 2) == 0.0
-    assert np.isnan(T.tally_writes(hw, stats, 0, 1, *_flat(x, x, x), 2))
+    assert TR.tally_writes(hw, stats, 0, 0, *_flat(x, x, x), 2) == 0.0
+    assert np.isnan(TR.tally_writes(hw, stats, 0, 1, *_flat(x, x, x), 2))
     assert not stats.any()
 
 
