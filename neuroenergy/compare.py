@@ -8,6 +8,7 @@ in 5 epochs at 100 units), combined k = 50 with p = 0.2 of the path's plastic sy
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def add_compare_parser(sub, add_run_options):
                    help="price no writes on hardware (faster; overrides --hardware). By "
                         "default every write is priced on the 'default' technologies: "
                         + ", ".join(_default_presets()))
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs trained at once, each in its own process (default: one per "
+                        "core, at most one per run; 1 trains here, with progress bars). "
+                        "Every run uses one BLAS thread, so the numbers do not depend on it")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.add_argument("--resume", action="store_true",
                    help="run only the runs of this comparison not yet stored in --out")
@@ -63,17 +68,72 @@ def _stored_summary(out, summary) -> dict:
     return {**summary, "curves": {k: v.tolist() for k, v in curves.items()}}
 
 
+def _summary_of_record(record, run_id) -> dict:
+    curves = {name.split("/", 1)[1]: v.tolist() for name, v in record["arrays"].items()
+              if name.startswith("curves/")}
+    return {**record["summary"], "run_id": run_id, "curves": curves}
+
+
+def _report_run(summary, quiet) -> None:
+    if quiet:
+        return
+    if summary.get("status") == "error":
+        print(f"{summary['rule']:>12} seed {summary['seed']}: error: {summary.get('error')}",
+              file=sys.stderr)
+        return
+    print(f"{summary['rule']:>12} seed {summary['seed']}: {summary['status']} after "
+          f"{summary['epochs']:.2f} epochs, M1 {summary['energy']['M1']['total']:.3g}",
+          file=sys.stderr)
+
+
+def _train_here(todo, data, out, quiet) -> dict:
+    """The runs one after the other in this process (one BLAS thread, as the workers)."""
+    from .cli import _Progress
+    from .executors import _one_blas_thread
+    from .store import record_from_result, write_run
+    from .train import train
+    new = {}
+    for config, key in todo:
+        progress = _Progress(not quiet, f"{config.rule.name} seed {config.seed}")
+        try:
+            with _one_blas_thread():
+                result = train(config, data, progress=progress)
+        finally:
+            progress.close()
+        record = record_from_result(result, key=key)
+        new[key] = _summary_of_record(record, write_run(out, record))
+        _report_run(new[key], quiet)
+    return new
+
+
+def _train_in_workers(todo, workers, out, quiet) -> dict:
+    """The runs in a pool of worker processes, each stored as soon as it is back."""
+    from types import SimpleNamespace
+
+    from .executors import ProcessExecutor
+    from .store import write_run
+    if not quiet:
+        print(f"training {len(todo)} runs in {workers} worker processes", file=sys.stderr)
+    points = [SimpleNamespace(config=config.to_dict(), key=key) for config, key in todo]
+    new = {}
+    for record in ProcessExecutor(workers).run(points, store_weights=True):
+        new[record["key"]] = _summary_of_record(record, write_run(out, record))
+        _report_run(new[record["key"]], quiet)
+    return new
+
+
 def cmd_compare(args) -> int:
-    from .cli import (EXIT_INTERRUPTED, _Progress, check_output_path, config_from_args,
-                      load_data_for)
+    from .cli import EXIT_INTERRUPTED, check_output_path, config_from_args, load_data_for
     from .plots import plot_comparison
     from .report import format_hardware_table, format_table
     from .rules import Backprop
-    from .store import read_runs, write_run
+    from .store import read_runs
     from .sweep import point_key
-    from .train import train
     if args.seeds < 1:
         raise ConfigError(f"The '--seeds' option must be an int >= 1. Got {args.seeds} instead.")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"The '--workers' option must be an int >= 1. Got {args.workers} "
+                          "instead.")
     # every write is priced on the default technologies unless asked otherwise: for the
     # dense rules (backprop at 100 units: ~80k writes per sample) that is most of the run
     # time, so --no-hardware is there for quick looks
@@ -101,29 +161,17 @@ def cmd_compare(args) -> int:
         raise ConfigError(f"{out} already holds {len(done)} of the {len(configs)} runs of this "
                           "comparison. Rerun with --resume to run only the missing ones, or "
                           "choose another --out.")
-    data = load_data_for(configs[0]) if len(done) < len(configs) else None
-    summaries = []
-    stored = 0
+    todo = [(config, key) for config, key in zip(configs, keys) if key not in done]
+    workers = args.workers or min(os.cpu_count() or 1, len(todo))
+    # fetched and checked here, once (workers load their own copy)
+    data = load_data_for(configs[0]) if todo else None
+    new = {}
     try:
-        for config, key in zip(configs, keys):
-            if key in done:
-                summaries.append(_stored_summary(out, done[key]))
-                continue
-            progress = _Progress(not args.json, f"{config.rule.name} seed {config.seed}")
-            try:
-                result = train(config, data, progress=progress)
-            finally:
-                progress.close()
-            run_id = write_run(out, result, key=key)
-            stored += 1
-            summary = result.to_dict()
-            summary["run_id"] = run_id
-            summary["curves"] = {k: v.tolist() for k, v in result.curves.items()}
-            summaries.append(summary)
-            if not args.json:
-                print(f"{config.rule.name:>12} seed {config.seed}: {result.status} after "
-                      f"{result.epochs:.2f} epochs, M1 {result.energy['M1']['total']:.3g}",
-                      file=sys.stderr)
+        if workers > 1 and len(todo) > 1:
+            data = None
+            new = _train_in_workers(todo, workers, out, args.json)
+        else:
+            new = _train_here(todo, data, out, args.json)
     except KeyboardInterrupt:  # count from the file: Ctrl-C may come while a run is stored
         finished = len({s.get("key") for s in read_runs(out) if s.get("key") in keys})
         stored = finished - len(done)
@@ -132,6 +180,12 @@ def cmd_compare(args) -> int:
               f"same command with --resume to run the remaining {len(configs) - finished}.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    summaries = [_stored_summary(out, done[key]) if key in done else new[key] for key in keys]
+    failed = [s for s in summaries if s.get("status") == "error"]
+    summaries = [s for s in summaries if s.get("status") != "error"]
+    if not summaries:
+        raise ConfigError(f"every run of this comparison failed; the first: "
+                          f"{failed[0].get('error')}")
     plot_comparison(summaries, figure)
     if args.json:
         from .cli import _json_default, json_safe
@@ -143,4 +197,7 @@ def cmd_compare(args) -> int:
                   "priced as if on the device; 'lost': updates below one device step)")
             print(format_hardware_table(summaries))
         print(f"\nresults: {out}\nfigure:  {figure}")
-    return 0
+    for s in failed:
+        print(f"neuroenergy: {s['rule']} seed {s['seed']} failed: {s.get('error')} (stored in "
+              f"{out} with status 'error')", file=sys.stderr)
+    return 1 if failed else 0

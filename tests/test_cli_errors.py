@@ -133,6 +133,7 @@ def test_train_options(argv, expected, capsys):
 
 COMPARE_OPTIONS = [
     (["--seeds", "0"], ["'--seeds' option", ">= 1", "Got 0"]),
+    (["--workers", "0"], ["'--workers' option", ">= 1", "Got 0"]),
     (["--seeds", "x"], ["--seeds", "invalid int value", "'x'"]),
     (["--hidden", "1"], ["'--hidden' option", "[2, 1000000]", "Got 1"]),
     (["--lr", "50"], ["'--lr' option", "(0, 10]", "Got 50.0"]),

@@ -70,3 +70,22 @@ def test_compare_hardware_option_still_chooses(tmp_path, capsys, mnist):
     assert code == 0, err
     summaries = json.loads(text.splitlines()[-1])
     assert all(set(s["hardware"]) == {"sram-22nm", "agsi"} for s in summaries)
+
+
+def test_compare_in_worker_processes_gives_the_serial_numbers(tmp_path, capsys, mnist):
+    """--workers 2 trains the runs in two processes; every number (weights' energy, hardware
+    tallies, curves) is the one this process computes with --workers 1."""
+    from sweep_support import deterministic
+    results = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.h5"
+        code, text, err = _run(["compare", *SHORT, "--hardware", "sram-22nm,pcm", "--json",
+                                "--workers", workers, "--out", out], capsys)
+        assert code == 0, err
+        results[workers] = [deterministic(s) for s in json.loads(text.splitlines()[-1])]
+        assert len(read_runs(out)) == 4
+    for serial, parallel in zip(results[1], results[2]):
+        for s in (serial, parallel):
+            s.pop("run_id")
+            s["curves"].pop("seconds")  # wall time at each evaluation
+        assert serial == parallel
