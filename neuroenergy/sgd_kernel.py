@@ -30,6 +30,16 @@ from .topk import topk_prepare, topk_select, topk_workspace
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
 MASK_SHARE = 8  # selections of at least 1 / MASK_SHARE of a layer are written as masks
 CACHED_BYTES = 1 << 20  # a w1 up to this size stays in cache between samples
+BYTE_COUNTS = 255  # samples a uint8 write count can take (a synapse is written once a sample)
+
+
+@numba.njit(cache=True)
+def _add_counts(counts, counts_8):
+    """counts += counts_8, and counts_8 = 0 (nothing when counts_8 is empty)."""
+    for i in range(counts_8.shape[0]):
+        for j in range(counts_8.shape[1]):
+            counts[i, j] += counts_8[i, j]
+            counts_8[i, j] = 0
 
 
 @numba.njit(cache=True)
@@ -182,6 +192,11 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     n_row2 = np.zeros(kp, np.int64)
     lr2_32 = np.float32(lr2)
     mask_pending = False
+    # sparse input-layer writes are counted in bytes, added into counts1 every BYTE_COUNTS
+    # samples: scattered increments then touch 4x fewer cache lines than in the int32 map
+    # (~10 us of a top-fraction sample at 1,000 hidden units here)
+    counts1_8 = np.zeros((0 if dense1 else n_in, 0 if dense1 else kp), np.uint8)
+    since_flush = 0
     # selected writes go a block of rows ahead of the forward read when w1 is beyond cache
     row_block = ROW_BLOCK if n_in * kp * 4 > CACHED_BYTES else n_in
 
@@ -195,10 +210,14 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1)
         elif pending and not dense1:
             t = ZERO
+            if since_flush == BYTE_COUNTS:
+                _add_counts(counts1, counts1_8)
+                since_flush = 0
+            since_flush += 1
             for i0 in range(0, n_in, row_block):
                 i1 = min(i0 + row_block, n_in)
                 t = _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b,
-                                    cum1_pos, i1, t, counts1, alpha, meter_i, meter_f, IN)
+                                    cum1_pos, i1, t, counts1_8, alpha, meter_i, meter_f, IN)
                 _forward_rows(xs, w1, a, i0, i1, no, x_prev, dh_prev, lr1_32)
         else:
             _forward_rows(xs, w1, a, ZERO, n_in, pending, x_prev, dh_prev, lr1_32)
@@ -206,6 +225,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
             _flush_counts(counts1, col_acc)
+            _add_counts(counts1, counts1_8)
             return s, STATUS_DIVERGED
 
         # output layer: written now
@@ -253,6 +273,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
                             n_in, ZERO, counts1, alpha, meter_i, meter_f, IN)
     _flush_counts(counts1, col_acc)
+    _add_counts(counts1, counts1_8)
     return sample_idx.shape[0], STATUS_OK
 
 

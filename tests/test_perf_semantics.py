@@ -10,11 +10,11 @@ the threshold and the row-major tie-break decides which synapses are written.
 import numpy as np
 import pytest
 
-from neuroenergy.fold import _argsort_desc, masked_plan
+from neuroenergy.fold import FEW_COLUMNS, _argsort_desc, masked_plan
 from neuroenergy.kernels import (ACT_LEAKY_RELU, LOSS_MSE, MF_M1, MF_M1_POT, N_METER_F,
                                  topk_outer)
 from neuroenergy.sgd_kernel import MASK_SHARE, ROW_BLOCK, train_chunk
-from neuroenergy.topk import (S_CAND, S_COLS, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
+from neuroenergy.topk import (S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
                               topk_prepare, topk_row, topk_workspace)
 
 from reference import topk_outer_ref, train_chunk_ref
@@ -93,6 +93,19 @@ def test_chunk_dense_large_matches_reference(seed):
     _assert_same(_run(train_chunk, p, -1, -1), _run(train_chunk_ref, p, -1, -1))
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_chunk_longer_than_the_byte_counters_matches_reference(seed):
+    """Sparse input-layer writes are counted in bytes (``sgd_kernel.BYTE_COUNTS``) added into
+    counts1 every 255 samples: a chunk of 700 samples of one image, in which synapses are
+    written in every sample (a byte would wrap within 256), gives the reference's counts."""
+    rng = np.random.default_rng(400 + seed)
+    p = _problem(rng, 23, 4, n_images=1, n_samples=700)
+    k1 = int(0.1 * 23 * 3)
+    kern = _run(train_chunk, p, k1, -1, lr=1e-4)
+    assert kern[0] == (700, 0) and kern[1]["counts1"].max() > 255
+    _assert_same(kern, _run(train_chunk_ref, p, k1, -1, lr=1e-4))
+
+
 def _topk_rows(a, b, k):
     """Pairs read back row by row with topk_prepare / topk_row, each row sorted."""
     ws = topk_workspace(a.size, b.size, np.empty(a.size * b.size))
@@ -141,14 +154,21 @@ def test_argsort_desc_sorts(n):
     assert np.all(np.diff(b[order]) <= 0)
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(40))
 def test_masked_plan_counts_and_meter(seed):
     """Per-row counts are the number of selected pairs in each row, the selected columns are
-    the row's largest |post|, and the meter is the pair-by-pair one."""
+    the row's largest |post|, and the meter is the pair-by-pair one; for few columns (counted
+    by direct comparison, ``fold.FEW_COLUMNS``) and many, with and without products tied at
+    the threshold."""
     rng = np.random.default_rng(seed)
-    m, n = int(rng.integers(2, 60)), int(rng.integers(2, 40))
-    pre = rng.normal(size=m).astype(F32)
-    post = rng.normal(size=n).astype(F32)
+    m = int(rng.integers(2, 60))
+    n = int(rng.integers(2, FEW_COLUMNS + 1) if seed % 2 else rng.integers(FEW_COLUMNS + 1, 40))
+    if seed % 4 >= 2:  # few distinct magnitudes: ties at the threshold
+        pre = rng.choice(np.array([-1.0, -0.5, 0.5, 1.0, 2.0], F32), size=m)
+        post = rng.choice(np.array([-0.25, 0.25, 0.5], F32), size=n)
+    else:
+        pre = rng.normal(size=m).astype(F32)
+        post = rng.normal(size=n).astype(F32)
     pre[rng.random(m) < 0.2] = 0.0
     a, b = np.abs(pre.astype(np.float64)), np.abs(post.astype(np.float64))
     k = int(rng.integers(1, m * n + 1))
@@ -157,8 +177,11 @@ def test_masked_plan_counts_and_meter(seed):
     order, rank = np.empty(n, np.int64), np.empty(n, np.int64)
     cum_b, cum_pos, n_row = np.empty(n + 1), np.empty(n + 1), np.empty(m, np.int64)
     meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, N_METER_F))
-    assert masked_plan(pre, post, 0.1, a, b, ws, order, rank, cum_b, cum_pos, n_row, meter_i,
-                       meter_f, 1)
+    if not masked_plan(pre, post, 0.1, a, b, ws, order, rank, cum_b, cum_pos, n_row, meter_i,
+                       meter_f, 1):
+        # declined only when the tied products must be split in row-major order
+        assert 0 < ws.state[S_TIES] < ws.state[S_EQ] and meter_i[1] == 0
+        return
     ref_i, ref_j, _ = topk_outer_ref(a, b, k)
     np.testing.assert_array_equal(n_row, np.bincount(ref_i, minlength=m))
     mask = np.zeros((m, n), bool)
