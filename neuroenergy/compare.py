@@ -107,7 +107,9 @@ def _train_here(todo, data, out, quiet) -> dict:
 
 
 def _train_in_workers(todo, workers, out, quiet) -> dict:
-    """The runs in a pool of worker processes, each stored as soon as it is back."""
+    """The runs in a pool of worker processes, each stored as soon as it is back. A run that
+    failed is reported, not stored (as in this process, where it raises), so that --resume
+    runs it again."""
     from types import SimpleNamespace
 
     from .executors import ProcessExecutor
@@ -117,7 +119,9 @@ def _train_in_workers(todo, workers, out, quiet) -> dict:
     points = [SimpleNamespace(config=config.to_dict(), key=key) for config, key in todo]
     new = {}
     for record in ProcessExecutor(workers).run(points, store_weights=True):
-        new[record["key"]] = _summary_of_record(record, write_run(out, record))
+        failed = record["summary"].get("status") == "error"
+        run_id = None if failed else write_run(out, record)
+        new[record["key"]] = _summary_of_record(record, run_id)
         _report_run(new[record["key"]], quiet)
     return new
 
@@ -198,6 +202,10 @@ def cmd_compare(args) -> int:
             print(format_hardware_table(summaries))
         print(f"\nresults: {out}\nfigure:  {figure}")
     for s in failed:
-        print(f"neuroenergy: {s['rule']} seed {s['seed']} failed: {s.get('error')} (stored in "
-              f"{out} with status 'error')", file=sys.stderr)
+        print(f"neuroenergy: {s['rule']} seed {s['seed']} failed: {s.get('error')}",
+              file=sys.stderr)
+    if failed:
+        print(f"neuroenergy: {len(failed)} of the {len(configs)} runs failed and were not "
+              f"stored in {out}; rerun the same command with --resume to run them again.",
+              file=sys.stderr)
     return 1 if failed else 0

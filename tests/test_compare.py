@@ -89,3 +89,29 @@ def test_compare_in_worker_processes_gives_the_serial_numbers(tmp_path, capsys, 
             s.pop("run_id")
             s["curves"].pop("seconds")  # wall time at each evaluation
         assert serial == parallel
+
+
+def test_compare_run_that_fails_in_a_worker_is_reported_then_resumed(tmp_path, capsys, mnist,
+                                                                     monkeypatch):
+    """A worker that dies on one run: the other runs are stored, the failure is reported
+    (exit 1) and not stored, and --resume then trains just that run."""
+    from neuroenergy.executors import FAULT_ENV
+    args = ["compare", *SHORT, "--no-hardware", "--workers", "2"]
+    code, _, err = _run([*args, "--out", tmp_path / "keys.h5"], capsys)
+    assert code == 0, err
+    victim = next(s for s in read_runs(tmp_path / "keys.h5") if s["rule"] == "path")
+    out = tmp_path / "c.h5"
+    monkeypatch.setenv(FAULT_ENV, f"die:{victim['key']}")
+    code, _, err = _run([*args, "--out", out], capsys)
+    assert code == 1
+    assert "path seed 0 failed: a worker process died" in err
+    assert f"1 of the 4 runs failed and were not stored in {out}; rerun the same command " \
+           "with --resume" in err
+    assert sorted(s["rule"] for s in read_runs(out)) == ["backprop", "combined", "top-fraction"]
+    monkeypatch.delenv(FAULT_ENV)
+    code, _, err = _run([*args, "--resume", "--out", out], capsys)
+    assert code == 0, err
+    runs = read_runs(out)
+    assert len(runs) == 4 and {s["status"] for s in runs} <= {"converged", "not_converged"}
+    resumed = next(s for s in runs if s["rule"] == "path")
+    assert resumed["energy"] == victim["energy"]  # the run it would have been
