@@ -17,10 +17,10 @@ import numba
 import numpy as np
 
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
-
-FEW_COLUMNS = 16  # masked layers this narrow count each row's writes by direct comparison
 from .topk import (MODE_BANDS, MODE_NONE, S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE,
                    S_TIES, topk_row_range)
+
+FEW_COLUMNS = 16  # masked layers this narrow count each row's writes by direct comparison
 
 
 @numba.njit(cache=True)
