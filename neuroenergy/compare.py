@@ -197,8 +197,12 @@ def cmd_compare(args) -> int:
     else:
         print(format_table(summaries, hardware=False))
         if args.hardware:
-            print("\nWrites priced on hardware (accounting mode: float training, every write "
-                  "priced as if on the device; 'lost': updates below one device step)")
+            mode = ("accounting mode: float training, every write priced as if on the device"
+                    if args.hardware_mode == "accounting" else
+                    f"device in the loop: {args.hardware.split(',')[0]} holds the weights, "
+                    "every write priced")
+            print(f"\nWrites priced on hardware ({mode}; 'lost': updates below one device "
+                  "step)")
             print(format_hardware_table(summaries))
         print(f"\nresults: {out}\nfigure:  {figure}")
     for s in failed:
