@@ -140,6 +140,12 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     # are drawn (one per write, shared by the devices) only when some device reads them
     rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
     draw_u = n_dev > 0 and draws_uniforms(row_buf)
+    # the meter's sums run in locals (the same additions in the same order as into
+    # meter_f, whose every write would otherwise be a store the next write must wait for)
+    n_writes = meter_i[layer]
+    m1 = meter_f[layer, MF_M1]
+    m1_pot = meter_f[layer, MF_M1_POT]
+    m_alpha = meter_f[layer, MF_MALPHA]
     for t in range(n_sel + 1):
         i = sel_i[t] if t < n_sel else -1
         if n_dev > 0 and (i != current_row or held == cap):
@@ -178,12 +184,11 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             w_new = w_old + np.float32(-lr32 * pre[i]) * post[j]
             change = dw64
         w[i, j] = w_new
-        meter_i[layer] += 1
-        meter_f[layer, MF_M1] += abs(change)
-        if change > 0.0:
-            meter_f[layer, MF_M1_POT] += change
+        n_writes += 1
+        m1 += abs(change)
+        m1_pot += change if change > 0.0 else 0.0
         if alpha >= 0.0:
-            meter_f[layer, MF_MALPHA] += abs(change) ** alpha
+            m_alpha += abs(change) ** alpha
         counts[i, j] += 1
         row_n += 1
         if n_dev > 0:
@@ -196,6 +201,10 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
                 row_buf[at_u + held] = np.float64(rng >> np.uint64(11)) * (
                     1.0 / 9007199254740992.0)
             held += 1
+    meter_i[layer] = n_writes
+    meter_f[layer, MF_M1] = m1
+    meter_f[layer, MF_M1_POT] = m1_pot
+    meter_f[layer, MF_MALPHA] = m_alpha
 
 
 @numba.njit(cache=True)
