@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from .errors import ConfigError
 
@@ -106,17 +107,14 @@ def _train_here(todo, data, out, quiet) -> dict:
     return new
 
 
-def _train_in_workers(todo, workers, out, quiet) -> dict:
-    """The runs in a pool of worker processes, each stored as soon as it is back. A run that
-    failed is reported, not stored (as in this process, where it raises), so that --resume
-    runs it again."""
-    from types import SimpleNamespace
-
+def _train_in_workers(points, workers, out, quiet) -> dict:
+    """The runs (sweep-like points: config dict and key) in a pool of worker processes, each
+    stored as soon as it is back. A run that failed is reported, not stored (as in this
+    process, where it raises), so that --resume runs it again."""
     from .executors import ProcessExecutor
     from .store import write_run
     if not quiet:
-        print(f"training {len(todo)} runs in {workers} worker processes", file=sys.stderr)
-    points = [SimpleNamespace(config=config.to_dict(), key=key) for config, key in todo]
+        print(f"training {len(points)} runs in {workers} worker processes", file=sys.stderr)
     new = {}
     for record in ProcessExecutor(workers).run(points, store_weights=True):
         failed = record["summary"].get("status") == "error"
@@ -132,7 +130,7 @@ def cmd_compare(args) -> int:
     from .report import format_hardware_table, format_table
     from .rules import Backprop
     from .store import read_runs
-    from .sweep import point_key
+    from .sweep import _check_data, point_key
     if args.seeds < 1:
         raise ConfigError(f"The '--seeds' option must be an int >= 1. Got {args.seeds} instead.")
     if args.workers is not None and args.workers < 1:
@@ -167,13 +165,16 @@ def cmd_compare(args) -> int:
                           "choose another --out.")
     todo = [(config, key) for config, key in zip(configs, keys) if key not in done]
     workers = args.workers or min(os.cpu_count() or 1, len(todo))
-    # fetched and checked here, once (workers load their own copy)
-    data = load_data_for(configs[0]) if todo else None
+    parallel = workers > 1 and len(todo) > 1
+    if parallel:  # the data fetched and checked here, once; each worker loads its own copy
+        points = [SimpleNamespace(config=config.to_dict(), key=key) for config, key in todo]
+        _check_data(points)
+    else:
+        data = load_data_for(configs[0]) if todo else None
     new = {}
     try:
-        if workers > 1 and len(todo) > 1:
-            data = None
-            new = _train_in_workers(todo, workers, out, args.json)
+        if parallel:
+            new = _train_in_workers(points, workers, out, args.json)
         else:
             new = _train_here(todo, data, out, args.json)
     except KeyboardInterrupt:  # count from the file: Ctrl-C may come while a run is stored
