@@ -163,6 +163,16 @@ def stream_floor(w: np.ndarray, passes: int = 100):
     return read, rmw
 
 
+def bench_args(doc: str, quick_help: str = "fewer rounds"):
+    """The options every benchmark script takes: --quick and --json (a JSON line after the
+    tables), with the first line of its docstring as the description."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="also print a JSON line")
+    return parser.parse_args()
+
+
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f}"
 

@@ -7,14 +7,13 @@ the process's CPU seconds (on a busy machine the CPU time is the fairer figure).
 
     python benchmarks/bench_compile.py [--quick] [--json]
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-from _common import ROOT, table
+from _common import ROOT, bench_args, table
 
 TARGET_S = 20.0
 
@@ -59,10 +58,7 @@ def child(cache_dir, hardware=False):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the hardware kernel")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
-    args = parser.parse_args()
+    args = bench_args(__doc__, "skip the hardware kernel")
     rows, records = [], []
     cases = [("training kernel (no hardware)", False)]
     if not args.quick:

@@ -7,10 +7,9 @@ The study evaluates every 2,000 samples, so this is a large share of a run.
 
     python benchmarks/bench_eval.py [--quick] [--json]
 """
-import argparse
 import json
 
-from _common import Workload, interleaved, load_data, table
+from _common import Workload, bench_args, interleaved, load_data, table
 import numpy as np
 
 CASES = [("backprop, 100 hidden", "Backprop()", 100),
@@ -20,10 +19,7 @@ TARGET_FRACTION = 0.70
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     from neuroenergy.rules import Backprop, Path  # noqa: F401
     data = load_data()
     rows, records = [], []

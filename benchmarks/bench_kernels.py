@@ -8,11 +8,10 @@ update), timed with compiled loops that vectorize.
 
     python benchmarks/bench_kernels.py [--quick] [--json]
 """
-import argparse
 import json
 
-from _common import (Workload, interleaved, load_data, ratio, stream_floor, table,  # noqa
-                     us)
+from _common import (Workload, bench_args, interleaved, load_data, ratio,  # noqa
+                     stream_floor, table, us)
 import numpy as np
 
 # name, rule factory, hidden units, samples per kernel call, per reference call, target
@@ -60,10 +59,7 @@ def build(data, quick):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     data = load_data()
     rows, have_torch = build(data, args.quick)
     rounds = 5 if args.quick else 15

@@ -10,10 +10,9 @@ Workloads: one dense update of a 785 x 100 layer (backprop) and rows of ~10 writ
 the same layer, as top-fraction at p = 0.1 or combined), on the eight default presets of
 ``compare`` and on SRAM alone. Both sides give the same statistics (the tests check it).
 """
-import argparse
 import json
 
-from _common import interleaved, table
+from _common import bench_args, interleaved, table
 import numba
 import numpy as np
 
@@ -85,10 +84,7 @@ def workload(names, fraction, seed=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     cases = [("dense 785 x 100, 8 default presets", DEFAULT, 1.0),
              ("rows of ~10 writes, 8 default presets", DEFAULT, 0.1),
              ("dense 785 x 100, sram-22nm", ("sram-22nm",), 1.0),

@@ -8,14 +8,13 @@ the same number of samples, as the side-by-side reference.
 
     python benchmarks/bench_runs.py [--quick] [--json]
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from _common import table
+from _common import bench_args, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = [  # name, rule, hidden, target train_seconds, target wall (set-up included)
@@ -102,10 +101,7 @@ def run_child(rule, hidden, with_torch):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only the 100-hidden-unit run")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
-    args = parser.parse_args()
+    args = bench_args(__doc__, "only the 100-hidden-unit run")
     rows, records = [], []
     for name, rule, hidden, target_train, target_wall in RUNS:
         if args.quick and hidden > 100:
