@@ -81,10 +81,7 @@ def _accuracy(weights, x, y, config):
 def _hardware(config, n_layers):
     from .hardware import HardwareTally
     kw = {"w_max": config.hardware_w_max} if hasattr(config, "hardware_w_max") else {}
-    hw = HardwareTally(config.hardware, config.hardware_mode, **kw)
-    if hw.stats.shape[0] != n_layers:
-        hw.stats = np.zeros((n_layers,) + hw.stats.shape[1:], np.float64)
-    return hw
+    return HardwareTally(config.hardware, config.hardware_mode, n_layers=n_layers, **kw)
 
 
 class _State:

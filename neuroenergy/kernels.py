@@ -207,6 +207,82 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     meter_f[layer, MF_MALPHA] = m_alpha
 
 
+@numba.njit(cache=True, fastmath={"reassoc"})
+def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts, hw_params,
+                       hw_stats, row_buf):
+    """:func:`write_pairs` of every pair, row by row, with float weights and hardware
+    tallies: the same weights, counts and tallies (the same uniforms in the same order) as
+    ``_write_pairs_impl`` over all pairs, without its per-write row bookkeeping. A row whose
+    changes are all nonzero (the rule: leaky-ReLU errors and centred inputs) is written,
+    metered and copied into the row buffer in one vectorised loop; the meter's sums are the
+    same terms added in another order (~1e-16 relative). Other rows go write by write.
+    ``row_buf`` must hold a whole row (``new_row_buffer(hw_params, n_out)`` or larger)."""
+    n_in, n_out = w.shape
+    n_dev = hw_params.shape[0]
+    lr32 = np.float32(lr)
+    at_old, at_new, at_u, cap = layout(row_buf, n_dev)
+    rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    draw_u = n_dev > 0 and draws_uniforms(row_buf)
+    # if |p| * min|post| is nonzero, so is every p * post[j] (rounding is monotone)
+    min_post = np.inf
+    for j in range(n_out):
+        min_post = min(min_post, abs(np.float64(post[j])))
+    n_writes = meter_i[layer]
+    m1 = meter_f[layer, MF_M1]
+    m1_pot = meter_f[layer, MF_M1_POT]
+    m_alpha = meter_f[layer, MF_MALPHA]
+    for i in range(n_in):
+        p = -lr * np.float64(pre[i])
+        if p == 0.0:
+            continue
+        p32 = np.float32(-lr32 * pre[i])
+        held = 0
+        if abs(p) * min_post != 0.0:
+            for j in range(n_out):
+                dw = p * np.float64(post[j])
+                w_old = w[i, j]
+                w[i, j] = w_old + p32 * post[j]
+                counts[i, j] += 1
+                m1 += abs(dw)
+                m1_pot += dw if dw > 0.0 else 0.0
+                row_buf[at_old + j] = np.float64(w_old)
+                row_buf[at_new + j] = np.float64(w_old) + dw
+            if alpha >= 0.0:
+                for j in range(n_out):
+                    m_alpha += abs(p * np.float64(post[j])) ** alpha
+            held = n_out
+        else:
+            for j in range(n_out):
+                dw = p * np.float64(post[j])
+                if dw == 0.0:
+                    continue
+                w_old = w[i, j]
+                w[i, j] = w_old + p32 * post[j]
+                counts[i, j] += 1
+                m1 += abs(dw)
+                m1_pot += dw if dw > 0.0 else 0.0
+                if alpha >= 0.0:
+                    m_alpha += abs(dw) ** alpha
+                row_buf[at_old + held] = np.float64(w_old)
+                row_buf[at_new + held] = np.float64(w_old) + dw
+                held += 1
+        n_writes += held
+        if n_dev > 0 and held > 0:
+            if draw_u:
+                for t in range(held):  # one xorshift64 draw per write, in write order
+                    rng ^= rng << np.uint64(13)
+                    rng ^= rng >> np.uint64(7)
+                    rng ^= rng << np.uint64(17)
+                    row_buf[at_u + t] = np.float64(rng >> np.uint64(11)) * (
+                        1.0 / 9007199254740992.0)
+            row_buf[0] = held
+            end_row(row_buf, hw_params, hw_stats, layer, held)
+    meter_i[layer] = n_writes
+    meter_f[layer, MF_M1] = m1
+    meter_f[layer, MF_M1_POT] = m1_pot
+    meter_f[layer, MF_MALPHA] = m_alpha
+
+
 @numba.njit(cache=True)
 def meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f):
     """Meter a full outer-product update without visiting it: sum |dw| = lr sum|pre| sum|post|,

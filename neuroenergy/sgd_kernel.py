@@ -23,7 +23,8 @@ from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    _dense_output_update, _flush_counts, _forward_rows, apply_masked_rows,
                    forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
-                      _write_pairs_impl, meter_dense_closed_form, output_error)
+                      _write_pairs_impl, meter_dense_closed_form, output_error,
+                      write_dense_priced)
 from .row_tally import new_row_buffer
 from .topk import topk_prepare, topk_select, topk_workspace
 
@@ -320,15 +321,23 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
-        _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
-                          counts2, hw_params, hw_stats, in_loop_device, row_buf)
+        if k2 < 0 and in_loop_device < 0:
+            write_dense_priced(w2, h, post2, lr2, OUT, alpha, meter_i, meter_f, counts2,
+                               hw_params, hw_stats, row_buf)
+        else:
+            _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
+                              meter_f, counts2, hw_params, hw_stats, in_loop_device, row_buf)
         n1 = all1
         if k1 >= 0:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
-        _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
-                          counts1, hw_params, hw_stats, in_loop_device, row_buf)
+        if k1 < 0 and in_loop_device < 0:
+            write_dense_priced(w1, xs, dh, lr1, IN, alpha, meter_i, meter_f, counts1,
+                               hw_params, hw_stats, row_buf)
+        else:
+            _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
+                              meter_f, counts1, hw_params, hw_stats, in_loop_device, row_buf)
     return sample_idx.shape[0], STATUS_OK
 
 

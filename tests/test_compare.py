@@ -115,3 +115,24 @@ def test_compare_run_that_fails_in_a_worker_is_reported_then_resumed(tmp_path, c
     assert len(runs) == 4 and {s["status"] for s in runs} <= {"converged", "not_converged"}
     resumed = next(s for s in runs if s["rule"] == "path")
     assert resumed["energy"] == victim["energy"]  # the run it would have been
+
+
+def test_presets_with_equal_parameters_are_priced_once_each_as_if_alone(mnist):
+    """The default set's eight presets have five distinct kernel vectors, and the kernels
+    price each once; every preset's tallies and energy must be those of a run that prices it
+    alone (a dense rule and a sparse one: the two write paths)."""
+    from neuroenergy import RunConfig, train
+    from neuroenergy.hardware import HardwareTally
+    from neuroenergy.rules import Backprop, TopFraction
+    tally = HardwareTally(DEFAULT_COMPARE_PRESETS)
+    assert tally.params.shape[0] == 5
+    assert [DEFAULT_COMPARE_PRESETS[d] for d in (2, 5, 7)] == ["fefet", "stt-mram",
+                                                              "biology-high"]
+    assert list(tally.slot[[2, 5, 7]]) == list(tally.slot[[0, 4, 6]])
+    for rule in (Backprop(), TopFraction(p=0.05)):
+        short = dict(rule=rule, hidden=12, max_epochs=0.01, eval_every=600)
+        together = train(RunConfig(hardware=DEFAULT_COMPARE_PRESETS, **short), mnist)
+        for name in ("fefet", "stt-mram", "biology-high", "rram-neurosim"):
+            alone = train(RunConfig(hardware=(name,), **short), mnist)
+            assert together.hardware[name]["tally"] == alone.hardware[name]["tally"], name
+            assert together.hardware[name]["energy_j"] == alone.hardware[name]["energy_j"]

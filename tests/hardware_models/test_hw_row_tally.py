@@ -2,6 +2,7 @@
 statistics as one ``tally_write`` per write (counts, pulses, bits and maxima exactly, float
 sums to 1e-12), and a kernel's metered writes priced on several devices agree with the
 pure-Python reference tallies."""
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -188,3 +189,61 @@ def test_row_buffer_splits_long_rows_without_changing_sums(cap):
             T.tally_row(hw[d], want[d], 20, largest)
     for d in range(3):
         _same_stats(stats[0, d], want[d], d)
+
+
+@numba.njit(cache=True)
+def _seed_numba(seed):
+    np.random.seed(seed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_in=st.integers(1, 40), n_out=st.integers(1, 70), seed=st.integers(0, 2**31 - 1),
+       zeros=st.sampled_from(["none", "pre", "post", "underflow"]))
+def test_dense_priced_writes_match_the_pairwise_writer(n_in, n_out, seed, zeros):
+    """``kernels.write_dense_priced`` (every pair, a row in one vectorised loop) against
+    ``_write_pairs_impl`` over all pairs, which the test above checks against the reference:
+    the same weights, counts and tallies (stochastic devices included: the same uniforms in
+    the same order), meters equal to 1e-12. Zero inputs, zero errors and products that
+    underflow to zero are not writes, and send rows down the write-by-write branch."""
+    from neuroenergy.kernels import _write_pairs_impl, write_dense_priced
+    from neuroenergy.row_tally import new_row_buffer
+    rng = np.random.default_rng(seed)
+    names = ["pcm", "ecram", "sram-22nm", "rram-neurosim", "biology-low"]
+    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
+                             else presets.get(n, w_max=0.5) for n in names])
+    w = rng.normal(0.0, 0.2, (n_in, n_out)).astype(np.float32)
+    w[rng.random(w.shape) < 0.05] = 0.6  # beyond the device range: clipped
+    pre = rng.normal(0.0, 1.0, n_in).astype(np.float32)
+    post = rng.normal(0.0, 1.0, n_out).astype(np.float32)
+    lr = float(rng.choice([1e-4, 0.01, 0.3]))
+    if zeros == "pre":
+        pre[rng.random(n_in) < 0.3] = 0.0
+    elif zeros == "post":
+        post[rng.random(n_out) < 0.3] = 0.0
+    elif zeros == "underflow":  # float64 products of float32 values that round to zero
+        lr = 1e-300
+        post[rng.random(n_out) < 0.5] = np.float32(1e-30)
+    sel_i, sel_j = (a.ravel().astype(np.int64) for a in np.meshgrid(
+        np.arange(n_in), np.arange(n_out), indexing="ij"))
+    out = []
+    for dense in (True, False):
+        wk, counts = w.copy(), np.zeros((n_in, n_out), np.int32)
+        stats = np.zeros((2, hw.shape[0], T.N_STATS))
+        meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, 3))
+        buf = new_row_buffer(hw, n_out)
+        _seed_numba(seed)
+        if dense:
+            write_dense_priced(wk, pre, post, lr, 1, 0.5, meter_i, meter_f, counts, hw, stats,
+                               buf)
+        else:
+            _write_pairs_impl(wk, pre, post, lr, sel_i, sel_j, sel_i.size, 1, 0.5, meter_i,
+                              meter_f, counts, hw, stats, -1, buf)
+        out.append((wk, counts, stats, meter_i, meter_f))
+    (w_a, c_a, s_a, mi_a, mf_a), (w_b, c_b, s_b, mi_b, mf_b) = out
+    np.testing.assert_array_equal(w_a, w_b)
+    np.testing.assert_array_equal(c_a, c_b)
+    np.testing.assert_array_equal(mi_a, mi_b)
+    np.testing.assert_allclose(mf_a, mf_b, rtol=1e-12, atol=0)
+    for d, name in enumerate(names):
+        _same_stats(s_a[1, d], s_b[1, d], name, int(hw[d, T.P_KIND]))
+    assert not s_a[0].any()
