@@ -19,6 +19,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, P_DW_DEP,
+                    ROUND_NEAREST, ROUND_STOCHASTIC,
                     P_DW_POT, P_ENCODING, P_KIND, P_PAIR, P_ROUNDING, P_W_MAX, STAT_ABS_DW,
                     STAT_CHANGED, STAT_CLIPPED, STAT_G_DEP, STAT_G_POT, STAT_NOOP,
                     STAT_NOOP_ABS_DW, STAT_REFRESH, STAT_REFRESH_PULSES, STAT_SIZE_DEP,
@@ -26,6 +27,8 @@ from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, 
                     _round_steps, _sel)
 
 _ROWS = dict(cache=True, fastmath={"reassoc"})
+# writes an analog device tests at once for 'no pulse in any of them' (see _analog_rows)
+_SKIP_BLOCK = 16
 
 
 @intrinsic
@@ -62,6 +65,29 @@ def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, si
 
 
 @numba.njit(cache=True, inline="always")
+def _analog_write(wo, wn, u, w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max):
+    """One write's terms, as tally_write forms them: (|dw|, clipped, lost, lost |dw|,
+    potentiation pulses, depression pulses, pulses x conductance (pot, dep), refresh hazard,
+    refresh pulses, bit pattern of the pulse count)."""
+    adw = abs(wn - wo)
+    clipped = _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+    a = _clip(wo, w_max)
+    b = _clip(wn, w_max)
+    change = b - a
+    pot = change > 0.0
+    step = _sel(pot, q3, q4)
+    size = _round_steps(_div(abs(change), step), rule, u)
+    noop = size == 0.0
+    # pair mode by selects, not a branch: one loop for every analog device
+    g_mid = _sel(pair, 0.5, 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale)
+    hazard = size * step * inv_w_max  # pulses / capacity, capacity = w_max / step
+    hazard = _sel(pair, _sel(hazard > 1.0, 1.0, hazard), 0.0)
+    return (adw, clipped, _sel(noop, 1.0, 0.0), _sel(noop, adw, 0.0), _sel(pot, size, 0.0),
+            _sel(pot, 0.0, size), _sel(pot, size * g_mid, 0.0), _sel(pot, 0.0, size * g_mid),
+            hazard, hazard * _floor(_div(abs(b), step) + 0.5), _bits_of(size))
+
+
+@numba.njit(cache=True, inline="always")
 def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
@@ -72,6 +98,14 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     # exactly as tally_write's) keeps one; the conductance uses a reciprocal
     inv_g_scale = 1.0 / (2.0 * w_max)
     inv_w_max = 1.0 / w_max
+    # most single-sample updates are far below one step on coarse devices: a block of
+    # _SKIP_BLOCK writes that all round to zero pulses is tallied from |dw| and clipping
+    # alone. The test is conservative: |clip(wn) - clip(wo)| <= |wn - wo|, every step is at
+    # least the smaller one, and the thresholds keep clear of the snapping and rounding edges
+    # of _round_steps (stochastic: x + u < 1 - 2e-4); NaN takes the full way
+    inv_bound = (1.0 / min(q3, q4)) * (1.0 + 1e-9)
+    u_on = 1.0 if rule == ROUND_STOCHASTIC else 0.0
+    threshold = 0.4999 if rule == ROUND_NEAREST else 0.9998
     abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
@@ -83,32 +117,55 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     refresh_p = 0.0
     clipped = 0.0
     largest = 0
-    for t in range(n_pad):
-        wo = vals[at_old + t]
-        wn = vals[at_new + t]
-        adw = abs(wn - wo)
+    n_blocks = n_pad // _SKIP_BLOCK
+    for blk in range(n_blocks):
+        lo = blk * _SKIP_BLOCK
+        reach = 0.0
+        block_dw = 0.0
+        block_clipped = 0.0
+        for k in range(_SKIP_BLOCK):
+            wn = vals[at_new + lo + k]
+            adw = abs(wn - vals[at_old + lo + k])
+            block_dw += adw
+            block_clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+            bound = adw * inv_bound + u_on * vals[at_u + lo + k]
+            reach += _sel(bound < threshold, 0.0, 1.0)
+        if reach == 0.0:
+            abs_dw += block_dw
+            noop_dw += block_dw
+            noop_n += float(_SKIP_BLOCK)
+            clipped += block_clipped
+            continue
+        for k in range(_SKIP_BLOCK):
+            t = lo + k
+            (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
+             ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3,
+                               q4, rule, pair, inv_g_scale, inv_w_max)
+            abs_dw += adw
+            clipped += clip
+            noop_n += noop
+            noop_dw += noop_adw
+            size_pot += pot_n
+            size_dep += dep_n
+            g_pot += g_p
+            g_dep += g_d
+            refresh_n += hazard
+            refresh_p += refresh
+            largest = _sel(bits > largest, bits, largest)
+    for t in range(n_blocks * _SKIP_BLOCK, n_pad):  # the rest, write by write
+        (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
+         ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3, q4,
+                           rule, pair, inv_g_scale, inv_w_max)
         abs_dw += adw
-        clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
-        a = _clip(wo, w_max)
-        b = _clip(wn, w_max)
-        change = b - a
-        pot = change > 0.0
-        step = _sel(pot, q3, q4)
-        size = _round_steps(_div(abs(change), step), rule, vals[at_u + t])
-        noop = size == 0.0
-        noop_n += _sel(noop, 1.0, 0.0)
-        noop_dw += _sel(noop, adw, 0.0)
-        size_pot += _sel(pot, size, 0.0)
-        size_dep += _sel(pot, 0.0, size)
-        # pair mode by selects, not a branch: one loop for every analog device
-        g_mid = _sel(pair, 0.5, 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale)
-        hazard = size * step * inv_w_max  # pulses / capacity, capacity = w_max / step
-        hazard = _sel(pair, _sel(hazard > 1.0, 1.0, hazard), 0.0)
+        clipped += clip
+        noop_n += noop
+        noop_dw += noop_adw
+        size_pot += pot_n
+        size_dep += dep_n
+        g_pot += g_p
+        g_dep += g_d
         refresh_n += hazard
-        refresh_p += hazard * _floor(_div(abs(b), step) + 0.5)
-        g_pot += _sel(pot, size * g_mid, 0.0)
-        g_dep += _sel(pot, 0.0, size * g_mid)
-        bits = _bits_of(size)
+        refresh_p += refresh
         largest = _sel(bits > largest, bits, largest)
     noop_n -= float(n_pad - n)  # the padding: writes from 0 to 0
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)

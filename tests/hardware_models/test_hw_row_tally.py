@@ -70,6 +70,37 @@ def test_tally_writes_matches_tally_write():
             assert not stats[0].any()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_analog_blocks_without_a_pulse_are_tallied_like_every_write(seed):
+    """Analog rows mostly of changes far below one step, which ``_analog_rows`` tallies a
+    block of 16 at a time, with writes at the edges of its test among them: half a step
+    (nearest), one step less the snapping distance (ceil), x + u just below and above one
+    (stochastic), clipped weights. Counts and pulses exactly as write by write."""
+    rng = np.random.default_rng(seed)
+    analog = [m for m in _models(rng, 40) if m.kind == "analog"]
+    hw = pack_kernel_params(analog)
+    for d in range(hw.shape[0]):
+        w_max, step = hw[d, T.P_W_MAX], min(hw[d, T.P_DW_POT], hw[d, T.P_DW_DEP])
+        n = int(rng.choice([16, 64, 200, 400]))
+        wo = rng.normal(0.0, 0.3 * w_max, n)
+        x = np.abs(rng.normal(0.0, 0.01, n))  # changes in steps: nearly all far below one
+        u = rng.random(n)
+        edges = rng.random(n) < 0.02
+        x[edges] = rng.choice([0.4999, 0.49995, 0.5, 0.50001]
+                              if hw[d, T.P_ROUNDING] == T.ROUND_NEAREST else
+                              [0.9998, 0.99985, 0.9999, 0.99995, 1.0, 1.00001], edges.sum())
+        near = rng.random(n) < 0.03  # stochastic: x + u at one, from both sides
+        u[near] = np.clip(1.0 - x[near] + rng.choice([-3e-4, -1e-4, -1e-12, 0.0, 1e-12],
+                                                     near.sum()), 0.0, np.nextafter(1.0, 0.0))
+        wo[rng.random(n) < 0.05] = 1.2 * w_max  # beyond the range: clipped
+        wn = wo + np.where(rng.random(n) < 0.5, 1.0, -1.0) * x * step
+        stats = np.zeros((1, hw.shape[0], T.N_STATS))
+        got = TR.tally_writes(hw, stats, 0, d, *_flat(wo, wn, u), n)
+        want_stats, want_max = _sequential(hw[d], wo, wn, u)
+        _same_stats(stats[0, d], want_stats, analog[d], T.KIND_ANALOG)
+        assert got == want_max, analog[d]
+
+
 def test_tally_writes_adds_to_existing_sums_in_order():
     """A row priced in two pieces gives the sums of one sequential stream."""
     rng = np.random.default_rng(5)
