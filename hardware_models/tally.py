@@ -20,10 +20,10 @@ Contract (neuroenergy/kernels.py relies on these exact signatures):
   after being asked to change ``w_old`` by ``dw`` (device-in-the-loop mode); ``u`` uniform in
   [0, 1), ``z`` standard normal, both supplied by the caller so results are reproducible.
 - ``uses_uniform(params) -> bool``: whether ``u`` is read at all (stochastic rounding).
-- ``tally_rows.tally_row_writes`` (every device) and ``tally_rows.tally_writes`` (one
-  device): what the training kernels call for the writes of one row, vectorised loops with
-  the same statistics as ``tally_write``, built from the same blocks here; the kernels then
-  call ``tally_row`` per device. ``tally_write`` remains for small write streams (the spiking
+- ``tally_rows.tally_batch`` (every device, a batch of rows) and ``tally_rows.tally_writes``
+  (one device, one stream): what the training kernels call, through
+  ``neuroenergy/row_tally.py``, vectorised loops with the same statistics as
+  ``tally_write``, built from the same blocks here, and ``tally_row`` per row and device. ``tally_write`` remains for small write streams (the spiking
   bridge) and as the definition the tests compare against.
 
 Speed (``benchmarks/bench_tally.py``)

@@ -1,10 +1,12 @@
-"""The writes of one weight row priced on one device in one vectorised loop: what the
-training kernels call (through ``neuroenergy/row_tally.py``) instead of ``tally_write`` per
-device and write.
+"""Weight writes priced on one device in one vectorised loop: what the training kernels call
+(through ``neuroenergy/row_tally.py``, a batch of rows at a time) instead of ``tally_write``
+per device and write.
 
-Each device kind has one loop; its parameters are read once, the loop has no branches
-(rounding rules and pair mode are selects, so one loop per kind is compiled) and its sums live
-in vector registers (compiled with reassociation allowed, so LLVM vectorises the reductions).
+Each device kind has one loop over blocks of 16 writes; its parameters are read once, the
+writes take no branches (rounding rules and pair mode are selects, so one loop per kind is
+compiled; the analog loop branches once per block, to skip the pulse arithmetic of a block in
+which no write can reach a pulse) and its sums live in vector registers (compiled with
+reassociation allowed, so LLVM vectorises the reductions).
 Per write, every quantity is computed exactly as by ``tally.tally_write``, from the same
 building blocks: counts, pulses, flipped bits and row maxima are identical; sums of
 non-integer values (|dw|, conductance-weighted pulses, refresh hazards) are the same terms
@@ -17,6 +19,7 @@ from llvmlite import ir as llvm_ir
 import numba
 from numba.core import types
 from numba.extending import intrinsic
+import numpy as np
 
 from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, P_DW_DEP,
                     ROUND_NEAREST, ROUND_STOCHASTIC,
@@ -24,11 +27,12 @@ from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, 
                     STAT_CHANGED, STAT_CLIPPED, STAT_G_DEP, STAT_G_POT, STAT_NOOP,
                     STAT_NOOP_ABS_DW, STAT_REFRESH, STAT_REFRESH_PULSES, STAT_SIZE_DEP,
                     STAT_SIZE_POT, STAT_WRITES, _clip, _digital_write, _div, _floor,
-                    _round_steps, _sel)
+                    _round_steps, _sel, tally_row)
 
 _ROWS = dict(cache=True, fastmath={"reassoc"})
-# writes an analog device tests at once for 'no pulse in any of them' (see _analog_rows)
-_SKIP_BLOCK = 16
+# slots in a block: an analog device tests a block at once for 'no pulse in any write' (see
+# _analog_rows), and every device keeps each block's largest size (see tally_batch)
+BLOCK = 16
 
 
 @intrinsic
@@ -88,7 +92,8 @@ def _analog_write(wo, wn, u, w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max):
 
 
 @numba.njit(cache=True, inline="always")
-def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
+def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
+                 sizes, at_size):
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
     q4 = hw_params[d, P_DW_DEP]
@@ -99,7 +104,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     inv_g_scale = 1.0 / (2.0 * w_max)
     inv_w_max = 1.0 / w_max
     # most single-sample updates are far below one step on coarse devices: a block of
-    # _SKIP_BLOCK writes that all round to zero pulses is tallied from |dw| and clipping
+    # BLOCK writes that all round to zero pulses is tallied from |dw| and clipping
     # alone. The test is conservative: |clip(wn) - clip(wo)| <= |wn - wo|, every step is at
     # least the smaller one, and the thresholds keep clear of the snapping and rounding edges
     # of _round_steps (stochastic: x + u < 1 - 2e-4); NaN takes the full way
@@ -117,13 +122,13 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     refresh_p = 0.0
     clipped = 0.0
     largest = 0
-    n_blocks = n_pad // _SKIP_BLOCK
+    n_blocks = n_pad // BLOCK
     for blk in range(n_blocks):
-        lo = blk * _SKIP_BLOCK
+        lo = blk * BLOCK
         reach = 0.0
         block_dw = 0.0
         block_clipped = 0.0
-        for k in range(_SKIP_BLOCK):
+        for k in range(BLOCK):
             wn = vals[at_new + lo + k]
             adw = abs(wn - vals[at_old + lo + k])
             block_dw += adw
@@ -133,10 +138,12 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
         if reach == 0.0:
             abs_dw += block_dw
             noop_dw += block_dw
-            noop_n += float(_SKIP_BLOCK)
+            noop_n += float(BLOCK)
             clipped += block_clipped
+            sizes[at_size + blk] = 0.0
             continue
-        for k in range(_SKIP_BLOCK):
+        block_largest = 0
+        for k in range(BLOCK):
             t = lo + k
             (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
              ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3,
@@ -151,8 +158,10 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
             g_dep += g_d
             refresh_n += hazard
             refresh_p += refresh
-            largest = _sel(bits > largest, bits, largest)
-    for t in range(n_blocks * _SKIP_BLOCK, n_pad):  # the rest, write by write
+            block_largest = _sel(bits > block_largest, bits, block_largest)
+        sizes[at_size + blk] = _float_of(block_largest)
+        largest = _sel(block_largest > largest, block_largest, largest)
+    for t in range(n_blocks * BLOCK, n_pad):  # the rest, write by write
         (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
          ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3, q4,
                            rule, pair, inv_g_scale, inv_w_max)
@@ -178,7 +187,8 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
 
 
 @numba.njit(cache=True, inline="always")
-def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
+def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
+                  sizes, at_size):
     w_max = hw_params[d, P_W_MAX]
     rule = int(hw_params[d, P_ROUNDING])
     bits = int(hw_params[d, P_BITS])
@@ -190,21 +200,29 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
     reset_n = 0
     clipped = 0.0
     largest = 0
-    for t in range(n_pad):
-        wo = vals[at_old + t]
-        wn = vals[at_new + t]
-        adw = abs(wn - wo)
-        abs_dw += adw
-        clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
-        set_bits, reset_bits = _digital_write(w_max, rule, bits, encoding, wo, wn,
-                                              vals[at_u + t])
-        flipped = set_bits + reset_bits
-        noop = flipped == 0
-        noop_n += _sel(noop, 1.0, 0.0)
-        noop_dw += _sel(noop, adw, 0.0)
-        set_n += set_bits
-        reset_n += reset_bits
-        largest = _sel(flipped > largest, flipped, largest)
+    n_blocks = n_pad // BLOCK
+    for blk in range(n_blocks + 1):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, n_pad)
+        block_largest = 0
+        for t in range(lo, hi):
+            wo = vals[at_old + t]
+            wn = vals[at_new + t]
+            adw = abs(wn - wo)
+            abs_dw += adw
+            clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+            set_bits, reset_bits = _digital_write(w_max, rule, bits, encoding, wo, wn,
+                                                  vals[at_u + t])
+            flipped = set_bits + reset_bits
+            noop = flipped == 0
+            noop_n += _sel(noop, 1.0, 0.0)
+            noop_dw += _sel(noop, adw, 0.0)
+            set_n += set_bits
+            reset_n += reset_bits
+            block_largest = _sel(flipped > block_largest, flipped, block_largest)
+        if blk < n_blocks:
+            sizes[at_size + blk] = float(block_largest)
+        largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
                     float(reset_n))
@@ -213,42 +231,55 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
 
 
 @numba.njit(cache=True, inline="always")
-def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad):
+def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_size):
     abs_dw = 0.0
     noop_n = 0.0
     size_pot = 0.0
     size_dep = 0.0
     largest = 0
-    for t in range(n_pad):
-        dw = vals[at_new + t] - vals[at_old + t]
-        adw = abs(dw)
-        abs_dw += adw
-        noop_n += _sel(dw == 0.0, 1.0, 0.0)
-        size_pot += _sel(dw > 0.0, adw, 0.0)
-        size_dep += _sel(dw < 0.0, adw, 0.0)
-        bits = _bits_of(adw)
-        largest = _sel(bits > largest, bits, largest)
+    n_blocks = n_pad // BLOCK
+    for blk in range(n_blocks + 1):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, n_pad)
+        block_largest = 0
+        for t in range(lo, hi):
+            dw = vals[at_new + t] - vals[at_old + t]
+            adw = abs(dw)
+            abs_dw += adw
+            noop_n += _sel(dw == 0.0, 1.0, 0.0)
+            size_pot += _sel(dw > 0.0, adw, 0.0)
+            size_dep += _sel(dw < 0.0, adw, 0.0)
+            b = _bits_of(adw)
+            block_largest = _sel(b > block_largest, b, block_largest)
+        if blk < n_blocks:
+            sizes[at_size + blk] = _float_of(block_largest)
+        largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, 0.0, size_pot, size_dep)
     return _float_of(largest)
 
 
 @numba.njit(cache=True, inline="always")
-def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad):
+def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad, sizes,
+                  at_size):
+    """Price slots [0, n_pad) on device d (the sums of n writes; the other slots hold
+    zero padding), store the largest size of each whole block of BLOCK slots at
+    ``sizes[at_size + block]`` (a store per block, outside the vectorised loops); returns
+    the largest size."""
     kind = int(hw_params[d, P_KIND])
     if kind == KIND_NONE or n <= 0:
+        for b in range(n_pad // BLOCK):
+            sizes[at_size + b] = 0.0
         return 0.0
     if kind == KIND_ANALOG:
         return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                            n_pad)
+                            n_pad, sizes, at_size)
     if kind == KIND_DIGITAL:
         return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                             n_pad)
+                             n_pad, sizes, at_size)
     if kind == KIND_BIOLOGY:
-        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad)
+        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_size)
     return math.nan
-
-
 
 
 @numba.njit(**_ROWS)
@@ -260,17 +291,42 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     array and offsets, not views, so a call costs no reference counting. The same
     statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
     (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
-    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n)
+    sizes = np.empty(n // BLOCK + 1)
+    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n,
+                         sizes, 0)
 
 
 @numba.njit(**_ROWS)
-def tally_row_writes(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, n, n_pad, at_max):
-    """:func:`tally_writes` on every device in one call (what the kernels use: one call per
-    row instead of one per row and device); ``vals[at_max + d]`` keeps device d's largest
-    size, updated here. The loops run over ``n_pad >= n`` slots, whose entries from ``n`` on
-    must be 0.0 (old, new and uniform): a whole number of vector iterations, with no scalar
-    remainder, which would cost more than the row itself on a short row."""
+def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size, n, n_pad,
+                at_rows, n_rows, at_carry):
+    """Price a batch of rows on every device. Slots [0, n_pad) hold ``n`` writes: the
+    closed rows back to back, each padded with zero writes to whole blocks of BLOCK
+    slots, then possibly a piece of a row still open, then zero padding.
+    ``vals[at_rows + 2 r]`` is row r's write count and ``vals[at_rows + 2 r + 1]`` its
+    writes that changed a weight (the count ``tally_row`` gets; rows with none get no
+    ``tally_row``). The device loops store each block's largest size at
+    ``vals[at_size + block]``; a row's maximum is taken from its blocks, and each device's
+    statistics are stored once per batch, not once per row. ``vals[at_carry + d]`` carries
+    device d's maximum over the priced pieces of a row longer than the buffer: row 0 of a
+    batch with closed rows takes it (and clears it); the blocks after the closed rows (an
+    open piece) add to it."""
     for d in range(hw_params.shape[0]):
-        size = _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                             n_pad)
-        vals[at_max + d] = max(vals[at_max + d], size)
+        _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
+                      vals, at_size)
+        start = 0
+        for r in range(n_rows):
+            n_blocks = (int(vals[at_rows + 2 * r]) + BLOCK - 1) // BLOCK
+            largest = 0.0
+            for b in range(start, start + n_blocks):
+                largest = max(largest, vals[at_size + b])
+            if r == 0:
+                largest = max(largest, vals[at_carry + d])
+                vals[at_carry + d] = 0.0
+            start += n_blocks
+            changed = int(vals[at_rows + 2 * r + 1])
+            if changed > 0:
+                tally_row(hw_params[d], hw_stats[layer, d], changed, largest)
+        largest = vals[at_carry + d]
+        for b in range(start, n_pad // BLOCK):
+            largest = max(largest, vals[at_size + b])
+        vals[at_carry + d] = largest

@@ -33,7 +33,7 @@ from .general_writes import (buffer_layer, n_writes, top_rows, topk_flat, write_
                              write_rows)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       output_error, topk_outer)
-from .row_tally import new_row_buffer
+from .row_tally import new_row_buffer, price_held
 
 
 def w_offsets(sizes):
@@ -236,6 +236,7 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
         counter[0] += 1
         _forward(sizes, w_off, u_off, w, s, visible, hv, av, z, act_code, leak)
         if not output_error(z, y[row], ispec[I_LOSS], delta_out):
+            price_held(row_buf, hw_params, hw_stats)
             return t_s, STATUS_DIVERGED
         active = True
         if lazy >= 0.0:
@@ -338,6 +339,7 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
                     raise ValueError("unknown write mode")
                 write_list(w, counts, off, c, pre, post, lr, sel_i, sel_j, n_sel, l, alpha,
                            meter_i, meter_f, hw_params, hw_stats, in_loop, row_buf)
+    price_held(row_buf, hw_params, hw_stats)
     return sample_idx.shape[0], STATUS_OK
 
 

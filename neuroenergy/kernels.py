@@ -18,7 +18,8 @@ import numpy as np
 
 from hardware_models.tally import device_write
 
-from .row_tally import draws_uniforms, end_row, flush_writes, layout, new_row_buffer
+from .row_tally import (draws_uniforms, end_row, flush_writes, layout, new_row_buffer, open_row,
+                        price_held)
 from .topk import topk_select, topk_workspace
 
 ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID = 0, 1, 2
@@ -118,13 +119,15 @@ def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, me
     row_buf = new_row_buffer(hw_params, w.shape[1])
     _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
                       counts, hw_params, hw_stats, in_loop_device, row_buf)
+    price_held(row_buf, hw_params, hw_stats)
 
 
 @numba.njit(cache=True)
 def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
                       counts, hw_params, hw_stats, in_loop_device, row_buf):
     """:func:`write_pairs` with its scratch ``row_buf`` (``row_tally.new_row_buffer``)
-    passed in."""
+    passed in; the rows it leaves in the buffer are priced by the caller's
+    ``row_tally.price_held``."""
     if n_sel <= 0:  # nothing selected: touch nothing (the buffers hold stale pairs)
         return
     n_dev = hw_params.shape[0]
@@ -135,6 +138,7 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     # (row_tally); the count is kept here, not in the buffer, so a write costs two stores
     at_old, at_new, at_u, cap = layout(row_buf, n_dev)
     held = 0
+    cur = 0  # the open row's first slot
     # uniforms for stochastic rounding from a local xorshift64 stream seeded once per call:
     # numba's np.random.random() costs ~100 ns per draw here, more than a whole tally; they
     # are drawn (one per write, shared by the devices) only when some device reads them
@@ -148,11 +152,12 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     m_alpha = meter_f[layer, MF_MALPHA]
     for t in range(n_sel + 1):
         i = sel_i[t] if t < n_sel else -1
-        if n_dev > 0 and (i != current_row or held == cap):
+        if n_dev > 0 and (i != current_row or cur + held == cap):
             row_buf[0] = held
             held = 0
             if i == current_row:  # a row longer than the buffer: price what is held
                 flush_writes(row_buf, hw_params, hw_stats, layer)
+                cur = 0
             elif current_row >= 0:
                 end_row(row_buf, hw_params, hw_stats, layer, row_n)
         if i != current_row:
@@ -160,6 +165,8 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
                 break
             current_row = i
             row_n = 0
+            if n_dev > 0:
+                cur = open_row(row_buf, hw_params, hw_stats, layer, w.shape[1])
         j = sel_j[t]
         # intended change in float64 for the meter; the float32 step is formed exactly as
         # in the fused dense update, so both paths give bit-identical weights
@@ -174,10 +181,10 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             if change == 0.0:
                 # the device did not move: the attempt is tallied as a write that changed
                 # nothing (a lost update), never as the change that was asked for
-                row_buf[at_old + held] = np.float64(w_old)
-                row_buf[at_new + held] = np.float64(w_old)
+                row_buf[at_old + cur + held] = np.float64(w_old)
+                row_buf[at_new + cur + held] = np.float64(w_old)
                 if draw_u:
-                    row_buf[at_u + held] = np.random.random()
+                    row_buf[at_u + cur + held] = np.random.random()
                 held += 1
                 continue
         else:
@@ -192,13 +199,13 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
         counts[i, j] += 1
         row_n += 1
         if n_dev > 0:
-            row_buf[at_old + held] = np.float64(w_old)
-            row_buf[at_new + held] = np.float64(w_old) + change
+            row_buf[at_old + cur + held] = np.float64(w_old)
+            row_buf[at_new + cur + held] = np.float64(w_old) + change
             if draw_u:
                 rng ^= rng << np.uint64(13)
                 rng ^= rng >> np.uint64(7)
                 rng ^= rng << np.uint64(17)
-                row_buf[at_u + held] = np.float64(rng >> np.uint64(11)) * (
+                row_buf[at_u + cur + held] = np.float64(rng >> np.uint64(11)) * (
                     1.0 / 9007199254740992.0)
             held += 1
     meter_i[layer] = n_writes
@@ -216,7 +223,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
     changes are all nonzero (the rule: leaky-ReLU errors and centred inputs) is written,
     metered and copied into the row buffer in one vectorised loop; the meter's sums are the
     same terms added in another order (~1e-16 relative). Other rows go write by write.
-    ``row_buf`` must hold a whole row (``new_row_buffer(hw_params, n_out)`` or larger)."""
+    ``row_buf`` must hold a whole row (``new_row_buffer(hw_params, n_out)`` or larger); the
+    rows it leaves there are priced by the caller's ``row_tally.price_held``."""
     n_in, n_out = w.shape
     n_dev = hw_params.shape[0]
     lr32 = np.float32(lr)
@@ -237,6 +245,9 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
             continue
         p32 = np.float32(-lr32 * pre[i])
         held = 0
+        cur = open_row(row_buf, hw_params, hw_stats, layer, n_out)
+        at_o = at_old + cur
+        at_n = at_new + cur
         if abs(p) * min_post != 0.0:
             for j in range(n_out):
                 dw = p * np.float64(post[j])
@@ -245,8 +256,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                 counts[i, j] += 1
                 m1 += abs(dw)
                 m1_pot += dw if dw > 0.0 else 0.0
-                row_buf[at_old + j] = np.float64(w_old)
-                row_buf[at_new + j] = np.float64(w_old) + dw
+                row_buf[at_o + j] = np.float64(w_old)
+                row_buf[at_n + j] = np.float64(w_old) + dw
             if alpha >= 0.0:
                 for j in range(n_out):
                     m_alpha += abs(p * np.float64(post[j])) ** alpha
@@ -263,8 +274,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                 m1_pot += dw if dw > 0.0 else 0.0
                 if alpha >= 0.0:
                     m_alpha += abs(dw) ** alpha
-                row_buf[at_old + held] = np.float64(w_old)
-                row_buf[at_new + held] = np.float64(w_old) + dw
+                row_buf[at_o + held] = np.float64(w_old)
+                row_buf[at_n + held] = np.float64(w_old) + dw
                 held += 1
         n_writes += held
         if n_dev > 0 and held > 0:
@@ -273,7 +284,7 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                     rng ^= rng << np.uint64(13)
                     rng ^= rng >> np.uint64(7)
                     rng ^= rng << np.uint64(17)
-                    row_buf[at_u + t] = np.float64(rng >> np.uint64(11)) * (
+                    row_buf[at_u + cur + t] = np.float64(rng >> np.uint64(11)) * (
                         1.0 / 9007199254740992.0)
             row_buf[0] = held
             end_row(row_buf, hw_params, hw_stats, layer, held)

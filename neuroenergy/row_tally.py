@@ -1,60 +1,77 @@
-"""The writes of one weight row, collected so the hardware tallies price them per device.
+"""The writes of weight rows, collected so the hardware tallies price them per device in batches.
 
-A kernel pushes every write of a row (old weight, new weight, float64) into a flat buffer and
-closes the row when it moves on; the buffer then calls
-``hardware_models.tally_rows.tally_row_writes`` once, a vectorised loop per device, instead of
-``tally_write`` once per device and write (a kind dispatch and a read-modify-write of the
-statistics each time). Counts, pulses, bits and row maxima are identical to per-write
-calls; float sums agree to ~1e-15 (``tests/hardware_models/test_hw_row_tally.py``).
+A kernel puts every write of a row (old weight, new weight, float64) into a flat buffer and
+closes the row when it moves on. Closed rows pile up back to back, each padded with zero
+writes to whole blocks of 16 slots; when the buffer is full,
+when the layer changes, or when the kernel is done (:func:`price_held`), one call of
+``hardware_models.tally_rows.tally_batch`` prices them all: a vectorised loop per device over
+every write held, then each row's maximum from the block maxima that loop stored. A device's
+statistics are thus updated once per batch instead of once per row, which is what a short row
+(top-fraction, ~10 writes) used to cost most of. Counts, pulses, bits and row maxima are those
+of per-write calls; float sums agree to ~1e-15 (``tests/hardware_models/test_hw_row_tally.py``).
 
-Buffer layout (float64, from :func:`new_row_buffer`)::
+Buffer layout (float64, from :func:`new_row_buffer`), D devices, ``cap`` slots::
 
-    [0]                         number of writes held, m
-    [1]                         1.0 if some device reads uniforms (stochastic rounding)
-    [2 : 2 + D]                 largest size per device in the current row
-    [B : B + cap]               old weights            (B = 2 + D)
-    [B + cap : B + 2 cap]       new weights (old + the change, in float64)
-    [B + 2 cap : B + 3 cap]     uniforms, one per write, shared by the devices
+    [0]                          writes held in the open row, m (kernels set it)
+    [1]                          1.0 if some device reads uniforms (stochastic rounding)
+    [2]                          cursor: slots taken by closed rows (the open row starts here)
+    [3]                          closed rows held, R
+    [4]                          layer of the rows held (-1: none)
+    [5 : 5 + D]                  each device's largest size over the priced pieces of the
+                                 open row (a row longer than the buffer is priced in pieces)
+    [B : B + cap]                old weights            (B = 5 + D)
+    [B + cap : B + 2 cap]        new weights (old + the change, in float64)
+    [B + 2 cap : B + 3 cap]      uniforms, one per write, shared by the devices
+    [B + 3 cap : B + 4 cap]      largest size of each block of 16 slots (scratch of the pricing)
+    [B + 4 cap : B + 6 cap + 2]  per closed row: writes held, writes that changed a weight
+    [B + 6 cap + 2 : B + 9 cap + 2]  the open row's writes, aside while the rows before it
+                                 are priced (the zero padding after them would overwrite it)
 
-with D devices and ``cap`` writes per flush. A row longer than ``cap`` is priced in pieces
-(same sums, since a row's writes only add to the sums and its maximum carries over).
+Stats are complete only after :func:`price_held`: every kernel calls it before it returns.
 """
 import numba
 import numpy as np
 
-from hardware_models.tally import tally_row, uses_uniform
-from hardware_models.tally_rows import tally_row_writes
+from hardware_models.tally import uses_uniform
+from hardware_models.tally_rows import BLOCK, tally_batch
 
-_HEAD = 2
+_M, _UNIFORM, _CURSOR, _ROWS, _LAYER = 0, 1, 2, 3, 4
+_HEAD = 5
 # rows are priced in whole blocks of this many slots (zero-padded), so the vectorised loops
 # never run their scalar remainder
-_BLOCK = 16
+_BLOCK = BLOCK
+# slots of a buffer at least (a batch of short rows: the per-device cost of a pricing call
+# is then shared by ~100 rows of top-fraction)
+BATCH_SLOTS = 1024
 
 
 @numba.njit(cache=True)
-def new_row_buffer(hw_params, cap):
-    """Buffer for the devices ``hw_params`` (n_devices, N_PARAMS) and up to ``cap`` writes
-    per flush (a row's length keeps rows whole)."""
+def new_row_buffer(hw_params, row_len, batch=BATCH_SLOTS):
+    """Buffer for the devices ``hw_params`` (n_devices, N_PARAMS) that holds a row of
+    ``row_len`` writes whole and at least ``batch`` writes (longer rows are priced in
+    pieces)."""
     n_dev = hw_params.shape[0]
-    cap = (max(cap, 1) + _BLOCK - 1) // _BLOCK * _BLOCK
-    buf = np.zeros(_HEAD + n_dev + 3 * cap)
+    cap = (max(row_len, batch, 1) + _BLOCK - 1) // _BLOCK * _BLOCK
+    buf = np.zeros(_HEAD + n_dev + 9 * cap + 2)
+    buf[_LAYER] = -1.0
     for d in range(n_dev):
         if uses_uniform(hw_params[d]):
-            buf[1] = 1.0
+            buf[_UNIFORM] = 1.0
     return buf
 
 
 @numba.njit(cache=True, inline="always")
 def row_capacity(buf, n_devices):
-    return (buf.shape[0] - _HEAD - n_devices) // 3
+    return (buf.shape[0] - _HEAD - n_devices - 2) // 9
 
 
 @numba.njit(cache=True, inline="always")
 def layout(buf, n_devices):
-    """(start of the old weights, of the new weights, of the uniforms, capacity): for a
-    kernel that fills the buffer itself, keeping the count in a local variable (faster than
-    :func:`push_write` in a tight loop); it sets ``buf[0]`` to the count before
-    :func:`end_row` or :func:`flush_writes`."""
+    """(start of the old weights, of the new weights, of the uniforms, capacity): a kernel
+    that fills the buffer itself writes write t of its open row at ``start + cursor + t``
+    (cursor from :func:`open_row`), keeps the count in a local variable (faster than
+    :func:`push_write` in a tight loop) and sets ``buf[0]`` to it before :func:`end_row` or
+    :func:`flush_writes`."""
     cap = row_capacity(buf, n_devices)
     base = _HEAD + n_devices
     return base, base + cap, base + 2 * cap, cap
@@ -64,53 +81,135 @@ def layout(buf, n_devices):
 def draws_uniforms(buf):
     """Whether some device reads the uniforms: callers draw them only then, so pricing on
     devices that round deterministically leaves the random streams of training alone."""
-    return buf[1] != 0.0
+    return buf[_UNIFORM] != 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def _zero(buf, base, cap, lo, hi):
+    """Zero writes (0 -> 0, uniform 0) in slots [lo, hi): padding every device tallies as
+    nothing but a lost update, which the pricing takes off again."""
+    for t in range(lo, hi):
+        buf[base + t] = 0.0
+        buf[base + cap + t] = 0.0
+        buf[base + 2 * cap + t] = 0.0
+
+
+@numba.njit(cache=True)
+def _price(buf, hw_params, hw_stats, piece):
+    """Price the closed rows held, and with ``piece`` the open row's writes too (their
+    maximum carried to the row's end); the open row then starts again at slot 0."""
+    n_dev = hw_params.shape[0]
+    cap = row_capacity(buf, n_dev)
+    base = _HEAD + n_dev
+    cur = int(buf[_CURSOR])
+    m = int(buf[_M])
+    n_rows = int(buf[_ROWS])
+    layer = int(buf[_LAYER])
+    at_rows = base + 4 * cap
+    n = 0  # writes held; the slots also hold each closed row's padding
+    for r in range(n_rows):
+        n += int(buf[at_rows + 2 * r])
+    n_slots = cur
+    if piece:
+        n += m
+        n_slots += m
+    aside = base + 6 * cap + 2
+    if not piece:
+        for t in range(m):
+            buf[aside + t] = buf[base + cur + t]
+            buf[aside + cap + t] = buf[base + cap + cur + t]
+            buf[aside + 2 * cap + t] = buf[base + 2 * cap + cur + t]
+    if layer >= 0 and (n > 0 or n_rows > 0):
+        n_pad = min((n_slots + _BLOCK - 1) // _BLOCK * _BLOCK, cap)
+        _zero(buf, base, cap, n_slots, n_pad)
+        tally_batch(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap,
+                    base + 3 * cap, n, n_pad, at_rows, n_rows, _HEAD)
+    if piece:
+        buf[_M] = 0.0
+    else:  # the open row's writes move to the front
+        for t in range(m):
+            buf[base + t] = buf[aside + t]
+            buf[base + cap + t] = buf[aside + cap + t]
+            buf[base + 2 * cap + t] = buf[aside + 2 * cap + t]
+    buf[_CURSOR] = 0.0
+    buf[_ROWS] = 0.0
+
+
+@numba.njit(cache=True)
+def price_held(buf, hw_params, hw_stats):
+    """Price every closed row held (a kernel calls it before it returns)."""
+    if buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0:
+        _price(buf, hw_params, hw_stats, False)
+
+
+@numba.njit(cache=True)
+def open_row(buf, hw_params, hw_stats, layer, row_len):
+    """Start a row of at most ``row_len`` writes in ``layer``; returns its first slot
+    (relative to :func:`layout`'s starts). Prices the rows held first if the row might not
+    fit or they belong to another layer."""
+    n_dev = hw_params.shape[0]
+    cap = row_capacity(buf, n_dev)
+    held = buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0
+    room = (min(row_len, cap) + _BLOCK - 1) // _BLOCK * _BLOCK
+    if held and (int(buf[_CURSOR]) + room > cap or int(buf[_LAYER]) != layer):
+        _price(buf, hw_params, hw_stats, False)
+    buf[_LAYER] = layer
+    return int(buf[_CURSOR])
 
 
 @numba.njit(cache=True, inline="always")
 def flush_writes(buf, hw_params, hw_stats, layer):
-    """Price the writes held (not the row itself) and keep each device's row maximum."""
-    m = int(buf[0])
-    if m == 0:
-        return
-    n_dev = hw_params.shape[0]
-    cap = row_capacity(buf, n_dev)
-    base = _HEAD + n_dev
-    m_pad = min((m + _BLOCK - 1) // _BLOCK * _BLOCK, cap)
-    for t in range(m, m_pad):
-        buf[base + t] = 0.0
-        buf[base + cap + t] = 0.0
-        buf[base + 2 * cap + t] = 0.0
-    tally_row_writes(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap, m, m_pad,
-                     _HEAD)
-    buf[0] = 0.0
+    """Price what is held, the open row's writes so far included (for a row longer than
+    the buffer); the row continues from slot 0."""
+    buf[_LAYER] = layer
+    _price(buf, hw_params, hw_stats, True)
 
 
 @numba.njit(cache=True, inline="always")
 def push_write(buf, hw_params, hw_stats, layer, w_old, w_new):
-    """Hold one write; returns the position in ``buf`` of its uniform, which the caller
-    sets if some device uses one (:func:`draws_uniforms`). Prices the writes held first
-    when the buffer is full."""
+    """Hold one write of the open row; returns the position in ``buf`` of its uniform,
+    which the caller sets if some device uses one (:func:`draws_uniforms`). Prices what is
+    held first when the buffer is full or holds rows of another layer."""
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
-    if int(buf[0]) == cap:
-        flush_writes(buf, hw_params, hw_stats, layer)
-    t = int(buf[0])
+    if int(buf[_M]) == 0:
+        open_row(buf, hw_params, hw_stats, layer, 1)
+    if int(buf[_CURSOR]) + int(buf[_M]) == cap:
+        _price(buf, hw_params, hw_stats, int(buf[_CURSOR]) == 0)
+    t = int(buf[_CURSOR]) + int(buf[_M])
     base = _HEAD + n_dev
     buf[base + t] = w_old
     buf[base + cap + t] = w_new
-    buf[0] = t + 1.0
+    buf[_M] += 1.0
     return base + 2 * cap + t
 
 
 @numba.njit(cache=True)
 def end_row(buf, hw_params, hw_stats, layer, row_n):
-    """Close a row: price its writes, then one ``tally_row`` per device if ``row_n`` (the
-    writes that changed a weight) is positive; the row maxima are reset either way."""
-    flush_writes(buf, hw_params, hw_stats, layer)
+    """Close the open row (``buf[0]`` writes): it is priced with the rows held, one
+    ``tally_row`` per device if ``row_n`` (the writes that changed a weight) is positive."""
+    m = int(buf[_M])
     n_dev = hw_params.shape[0]
-    if row_n > 0:
-        for d in range(n_dev):
-            tally_row(hw_params[d], hw_stats[layer, d], row_n, buf[_HEAD + d])
-    for d in range(n_dev):
-        buf[_HEAD + d] = 0.0
+    if n_dev == 0:  # nothing is priced: nothing is held
+        buf[_M] = 0.0
+        return
+    if m == 0 and row_n == 0:
+        for d in range(n_dev):  # a row of no writes: nothing carries over
+            buf[_HEAD + d] = 0.0
+        return
+    cap = row_capacity(buf, n_dev)
+    if int(buf[_ROWS]) >= cap:  # the row records are full (rows without slots)
+        _price(buf, hw_params, hw_stats, False)
+    r = int(buf[_ROWS])
+    base = _HEAD + n_dev
+    at_rows = base + 4 * cap
+    buf[at_rows + 2 * r] = m
+    buf[at_rows + 2 * r + 1] = row_n
+    buf[_ROWS] = r + 1.0
+    # the row is padded to whole blocks, whose maxima the pricing keeps (see tally_batch)
+    cur = int(buf[_CURSOR])
+    m_pad = (m + _BLOCK - 1) // _BLOCK * _BLOCK
+    _zero(buf, base, cap, cur + m, cur + m_pad)
+    buf[_CURSOR] = cur + m_pad
+    buf[_M] = 0.0
+    buf[_LAYER] = layer

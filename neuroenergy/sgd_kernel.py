@@ -25,7 +25,7 @@ from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       _write_pairs_impl, meter_dense_closed_form, output_error,
                       write_dense_priced)
-from .row_tally import new_row_buffer
+from .row_tally import new_row_buffer, price_held
 from .topk import topk_prepare, topk_select, topk_workspace
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
@@ -315,6 +315,7 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         _forward_rows(xs, w1, a, ZERO, n_in, no, xs, dh, np.float32(lr1))
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
+            price_held(row_buf, hw_params, hw_stats)
             return s, STATUS_DIVERGED
         n2 = all2
         if k2 >= 0:
@@ -338,6 +339,7 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         else:
             _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
                               meter_f, counts1, hw_params, hw_stats, in_loop_device, row_buf)
+    price_held(row_buf, hw_params, hw_stats)
     return sample_idx.shape[0], STATUS_OK
 
 

@@ -197,13 +197,13 @@ def test_write_pairs_priced_like_the_reference(n_in, n_out, seed, dense):
 def test_row_buffer_splits_long_rows_without_changing_sums(cap):
     """A buffer smaller than a row prices it in pieces: the same statistics, the same row
     maxima, one tally_row per row."""
-    from neuroenergy.row_tally import end_row, new_row_buffer, push_write
+    from neuroenergy.row_tally import end_row, new_row_buffer, price_held, push_write
     rng = np.random.default_rng(cap)
     hw = pack_kernel_params([presets.get("pcm", w_max=0.5), presets.get("sram-22nm", w_max=0.5),
                              presets.get("ecram", w_max=0.5)])
     wo, wn, _, _ = _stream(rng, hw[0], 40)
     u = rng.random(40)
-    buf = new_row_buffer(hw, cap)
+    buf = new_row_buffer(hw, cap, 0)
     assert buf[1] == 1.0  # ecram rounds stochastically: uniforms are drawn
     stats = np.zeros((1, 3, T.N_STATS))
     for t in range(40):
@@ -211,6 +211,7 @@ def test_row_buffer_splits_long_rows_without_changing_sums(cap):
         buf[at] = u[t]
         if t in (19, 39):
             end_row(buf, hw, stats, 0, 20)
+    price_held(buf, hw, stats)
     want = np.zeros((3, T.N_STATS))
     for lo in (0, 20):
         for d in range(3):
@@ -237,7 +238,7 @@ def test_dense_priced_writes_match_the_pairwise_writer(n_in, n_out, seed, zeros)
     the same order), meters equal to 1e-12. Zero inputs, zero errors and products that
     underflow to zero are not writes, and send rows down the write-by-write branch."""
     from neuroenergy.kernels import _write_pairs_impl, write_dense_priced
-    from neuroenergy.row_tally import new_row_buffer
+    from neuroenergy.row_tally import new_row_buffer, price_held
     rng = np.random.default_rng(seed)
     names = ["pcm", "ecram", "sram-22nm", "rram-neurosim", "biology-low"]
     hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
@@ -261,7 +262,7 @@ def test_dense_priced_writes_match_the_pairwise_writer(n_in, n_out, seed, zeros)
         wk, counts = w.copy(), np.zeros((n_in, n_out), np.int32)
         stats = np.zeros((2, hw.shape[0], T.N_STATS))
         meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, 3))
-        buf = new_row_buffer(hw, n_out)
+        buf = new_row_buffer(hw, n_out, int(rng.choice([0, 64, 1024])))  # batches of rows
         _seed_numba(seed)
         if dense:
             write_dense_priced(wk, pre, post, lr, 1, 0.5, meter_i, meter_f, counts, hw, stats,
@@ -269,6 +270,7 @@ def test_dense_priced_writes_match_the_pairwise_writer(n_in, n_out, seed, zeros)
         else:
             _write_pairs_impl(wk, pre, post, lr, sel_i, sel_j, sel_i.size, 1, 0.5, meter_i,
                               meter_f, counts, hw, stats, -1, buf)
+        price_held(buf, hw, stats)
         out.append((wk, counts, stats, meter_i, meter_f))
     (w_a, c_a, s_a, mi_a, mf_a), (w_b, c_b, s_b, mi_b, mf_b) = out
     np.testing.assert_array_equal(w_a, w_b)
