@@ -161,21 +161,6 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
             block_largest = _sel(bits > block_largest, bits, block_largest)
         sizes[at_size + blk] = _float_of(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
-    for t in range(n_blocks * BLOCK, n_pad):  # the rest, write by write
-        (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
-         ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3, q4,
-                           rule, pair, inv_g_scale, inv_w_max)
-        abs_dw += adw
-        clipped += clip
-        noop_n += noop
-        noop_dw += noop_adw
-        size_pot += pot_n
-        size_dep += dep_n
-        g_pot += g_p
-        g_dep += g_d
-        refresh_n += hazard
-        refresh_p += refresh
-        largest = _sel(bits > largest, bits, largest)
     noop_n -= float(n_pad - n)  # the padding: writes from 0 to 0
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
@@ -200,12 +185,10 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
     reset_n = 0
     clipped = 0.0
     largest = 0
-    n_blocks = n_pad // BLOCK
-    for blk in range(n_blocks + 1):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, n_pad)
+    for blk in range(n_pad // BLOCK):
         block_largest = 0
-        for t in range(lo, hi):
+        for k in range(BLOCK):
+            t = blk * BLOCK + k
             wo = vals[at_old + t]
             wn = vals[at_new + t]
             adw = abs(wn - wo)
@@ -220,8 +203,7 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
             set_n += set_bits
             reset_n += reset_bits
             block_largest = _sel(flipped > block_largest, flipped, block_largest)
-        if blk < n_blocks:
-            sizes[at_size + blk] = float(block_largest)
+        sizes[at_size + blk] = float(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
@@ -237,12 +219,10 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_
     size_pot = 0.0
     size_dep = 0.0
     largest = 0
-    n_blocks = n_pad // BLOCK
-    for blk in range(n_blocks + 1):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, n_pad)
+    for blk in range(n_pad // BLOCK):
         block_largest = 0
-        for t in range(lo, hi):
+        for k in range(BLOCK):
+            t = blk * BLOCK + k
             dw = vals[at_new + t] - vals[at_old + t]
             adw = abs(dw)
             abs_dw += adw
@@ -251,8 +231,7 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_
             size_dep += _sel(dw < 0.0, adw, 0.0)
             b = _bits_of(adw)
             block_largest = _sel(b > block_largest, b, block_largest)
-        if blk < n_blocks:
-            sizes[at_size + blk] = _float_of(block_largest)
+        sizes[at_size + blk] = _float_of(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, 0.0, size_pot, size_dep)
@@ -263,7 +242,7 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_
 def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad, sizes,
                   at_size):
     """Price slots [0, n_pad) on device d (the sums of n writes; the other slots hold
-    zero padding), store the largest size of each whole block of BLOCK slots at
+    zero padding; n_pad a multiple of BLOCK), store the largest size of each whole block of BLOCK slots at
     ``sizes[at_size + block]`` (a store per block, outside the vectorised loops); returns
     the largest size."""
     kind = int(hw_params[d, P_KIND])
@@ -287,12 +266,21 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     """Record ``n`` writes on device ``d`` of layer ``layer``: write t takes a synapse from
     ``vals[at_old + t]`` to ``vals[at_new + t]`` with the uniform ``vals[at_u + t]`` (read
     only by stochastic rounding; callers may give every device the same uniforms: each
-    device is a separate chip, which only needs its own sequence to be uniform). One flat
-    array and offsets, not views, so a call costs no reference counting. The same
+    device is a separate chip, which only needs its own sequence to be uniform): the
+    one-device entry point for tests and benchmarks (it copies the writes into whole blocks;
+    the kernels price through :func:`tally_batch`). The same
     statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
     (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
-    sizes = np.empty(n // BLOCK + 1)
-    return _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n,
+    # the loops run over whole blocks: a copy padded with zero writes (0 -> 0, uniform 0),
+    # which every device tallies as lost updates that the loops then take off again
+    n_pad = (max(n, 0) + BLOCK - 1) // BLOCK * BLOCK
+    padded = np.zeros(3 * n_pad)
+    for t in range(n):
+        padded[t] = vals[at_old + t]
+        padded[n_pad + t] = vals[at_new + t]
+        padded[2 * n_pad + t] = vals[at_u + t]
+    sizes = np.empty(n_pad // BLOCK + 1)
+    return _tally_device(hw_params, hw_stats, layer, d, padded, 0, n_pad, 2 * n_pad, n, n_pad,
                          sizes, 0)
 
 
