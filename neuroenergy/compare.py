@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -116,11 +117,26 @@ def _train_in_workers(points, workers, out, quiet) -> dict:
     if not quiet:
         print(f"training {len(points)} runs in {workers} worker processes", file=sys.stderr)
     new = {}
-    for record in ProcessExecutor(workers).run(points, store_weights=True):
-        failed = record["summary"].get("status") == "error"
-        run_id = None if failed else write_run(out, record)
-        new[record["key"]] = _summary_of_record(record, run_id)
-        _report_run(new[record["key"]], quiet)
+    # Ctrl-C raises KeyboardInterrupt wherever this process happens to be; inside a weakref
+    # callback of the pool Python prints it and carries on, and the comparison would run to
+    # its end. The flag makes the next finished run raise it again.
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for record in ProcessExecutor(workers).run(points, store_weights=True):
+            failed = record["summary"].get("status") == "error"
+            run_id = None if failed else write_run(out, record)
+            new[record["key"]] = _summary_of_record(record, run_id)
+            _report_run(new[record["key"]], quiet)
+            if interrupted:
+                raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return new
 
 

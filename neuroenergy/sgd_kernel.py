@@ -278,6 +278,19 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     return sample_idx.shape[0], STATUS_OK
 
 
+@numba.njit(cache=True, inline="always")
+def _write_layer(w, pre, post, lr, k, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
+                 counts, hw_params, hw_stats, in_loop_device, row_buf):
+    """One layer's priced writes: every pair row by row (``k < 0``, float weights), else
+    the selected pairs (or every pair, with a device in the loop) write by write."""
+    if k < 0 and in_loop_device < 0:
+        write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
+                           hw_params, hw_stats, row_buf)
+    else:
+        _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i,
+                          meter_f, counts, hw_params, hw_stats, in_loop_device, row_buf)
+
+
 @numba.njit(cache=True)
 def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                    lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, hw_params,
@@ -322,23 +335,15 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
-        if k2 < 0 and in_loop_device < 0:
-            write_dense_priced(w2, h, post2, lr2, OUT, alpha, meter_i, meter_f, counts2,
-                               hw_params, hw_stats, row_buf)
-        else:
-            _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
-                              meter_f, counts2, hw_params, hw_stats, in_loop_device, row_buf)
+        _write_layer(w2, h, post2, lr2, k2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
+                     counts2, hw_params, hw_stats, in_loop_device, row_buf)
         n1 = all1
         if k1 >= 0:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
-        if k1 < 0 and in_loop_device < 0:
-            write_dense_priced(w1, xs, dh, lr1, IN, alpha, meter_i, meter_f, counts1,
-                               hw_params, hw_stats, row_buf)
-        else:
-            _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
-                              meter_f, counts1, hw_params, hw_stats, in_loop_device, row_buf)
+        _write_layer(w1, xs, dh, lr1, k1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
+                     counts1, hw_params, hw_stats, in_loop_device, row_buf)
     price_held(row_buf, hw_params, hw_stats)
     return sample_idx.shape[0], STATUS_OK
 

@@ -66,7 +66,7 @@ def wait_for_runs(path, n, proc, timeout=120.0) -> int:
                                  f"{proc.stderr.read()}")
         try:
             count = len(read_runs(path))
-        except StoreError:
+        except (StoreError, OSError):  # the other process may be writing it right now
             count = 0
         if count >= n:
             return count

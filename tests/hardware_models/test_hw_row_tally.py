@@ -158,6 +158,18 @@ def _reference_pairs(w, pre, post, lr, sel_i, sel_j, hw):
     return w, stats
 
 
+def _layer_update(rng, names, n_in, n_out):
+    """(hw_params of the presets, weights with some beyond the device range, pre, post, lr)
+    of a layer's update dw = -lr pre post."""
+    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
+                             else presets.get(n, w_max=0.5) for n in names])
+    w = rng.normal(0.0, 0.2, (n_in, n_out)).astype(np.float32)
+    w[rng.random(w.shape) < 0.05] = 0.6  # beyond the device range: clipped
+    pre = rng.normal(0.0, 1.0, n_in).astype(np.float32)
+    post = rng.normal(0.0, 1.0, n_out).astype(np.float32)
+    return hw, w, pre, post, float(rng.choice([1e-4, 0.01, 0.3]))
+
+
 @settings(max_examples=25, deadline=None)
 @given(n_in=st.integers(1, 40), n_out=st.integers(1, 30), seed=st.integers(0, 2**31 - 1),
        dense=st.booleans())
@@ -165,14 +177,8 @@ def test_write_pairs_priced_like_the_reference(n_in, n_out, seed, dense):
     from neuroenergy.kernels import write_pairs
     rng = np.random.default_rng(seed)
     names = [_DETERMINISTIC[i] for i in rng.choice(len(_DETERMINISTIC), 3, replace=False)]
-    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
-                             else presets.get(n, w_max=0.5) for n in names])
-    w = rng.normal(0.0, 0.2, (n_in, n_out)).astype(np.float32)
-    w[rng.random(w.shape) < 0.05] = 0.6  # beyond the device range: clipped
-    pre = rng.normal(0.0, 1.0, n_in).astype(np.float32)
-    post = rng.normal(0.0, 1.0, n_out).astype(np.float32)
+    hw, w, pre, post, lr = _layer_update(rng, names, n_in, n_out)
     pre[rng.random(n_in) < 0.2] = 0.0
-    lr = float(rng.choice([1e-4, 0.01, 0.3]))
     if dense:
         sel_i, sel_j = (a.ravel() for a in np.meshgrid(np.arange(n_in), np.arange(n_out),
                                                         indexing="ij"))
@@ -241,13 +247,7 @@ def test_dense_priced_writes_match_the_pairwise_writer(n_in, n_out, seed, zeros)
     from neuroenergy.row_tally import new_row_buffer, price_held
     rng = np.random.default_rng(seed)
     names = ["pcm", "ecram", "sram-22nm", "rram-neurosim", "biology-low"]
-    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
-                             else presets.get(n, w_max=0.5) for n in names])
-    w = rng.normal(0.0, 0.2, (n_in, n_out)).astype(np.float32)
-    w[rng.random(w.shape) < 0.05] = 0.6  # beyond the device range: clipped
-    pre = rng.normal(0.0, 1.0, n_in).astype(np.float32)
-    post = rng.normal(0.0, 1.0, n_out).astype(np.float32)
-    lr = float(rng.choice([1e-4, 0.01, 0.3]))
+    hw, w, pre, post, lr = _layer_update(rng, names, n_in, n_out)
     if zeros == "pre":
         pre[rng.random(n_in) < 0.3] = 0.0
     elif zeros == "post":
