@@ -242,7 +242,7 @@ def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_
 def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad, sizes,
                   at_size):
     """Price slots [0, n_pad) on device d (the sums of n writes; the other slots hold
-    zero padding; n_pad a multiple of BLOCK), store the largest size of each whole block of BLOCK slots at
+    zero padding; n_pad a multiple of BLOCK), store the largest size of each block at
     ``sizes[at_size + block]`` (a store per block, outside the vectorised loops); returns
     the largest size."""
     kind = int(hw_params[d, P_KIND])
