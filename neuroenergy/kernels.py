@@ -111,6 +111,16 @@ def topk_outer(a, b, k, sel_i, sel_j, cand_s, cand_i, cand_j):
 
 # ----------------------------------------------------------------------------- metered writes
 
+@numba.njit(cache=True, inline="always")
+def _next_uniform(state):
+    """(next state, uniform in [0, 1)) of a xorshift64 stream: the priced writers' uniforms
+    for stochastic rounding (numba's np.random.random() costs ~100 ns a draw here)."""
+    state ^= state << np.uint64(13)
+    state ^= state >> np.uint64(7)
+    state ^= state << np.uint64(17)
+    return state, np.float64(state >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
 @numba.njit(cache=True)
 def write_pairs(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
                 counts, hw_params, hw_stats, in_loop_device):
@@ -202,11 +212,7 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             row_buf[at_old + cur + held] = np.float64(w_old)
             row_buf[at_new + cur + held] = np.float64(w_old) + change
             if draw_u:
-                rng ^= rng << np.uint64(13)
-                rng ^= rng >> np.uint64(7)
-                rng ^= rng << np.uint64(17)
-                row_buf[at_u + cur + held] = np.float64(rng >> np.uint64(11)) * (
-                    1.0 / 9007199254740992.0)
+                rng, row_buf[at_u + cur + held] = _next_uniform(rng)
             held += 1
     meter_i[layer] = n_writes
     meter_f[layer, MF_M1] = m1
@@ -281,11 +287,7 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
         if n_dev > 0 and held > 0:
             if draw_u:
                 for t in range(held):  # one xorshift64 draw per write, in write order
-                    rng ^= rng << np.uint64(13)
-                    rng ^= rng >> np.uint64(7)
-                    rng ^= rng << np.uint64(17)
-                    row_buf[at_u + cur + t] = np.float64(rng >> np.uint64(11)) * (
-                        1.0 / 9007199254740992.0)
+                    rng, row_buf[at_u + cur + t] = _next_uniform(rng)
             row_buf[0] = held
             end_row(row_buf, hw_params, hw_stats, layer, held)
     meter_i[layer] = n_writes

@@ -37,9 +37,6 @@ from hardware_models.tally_rows import BLOCK, tally_batch
 
 _M, _UNIFORM, _CURSOR, _ROWS, _LAYER = 0, 1, 2, 3, 4
 _HEAD = 5
-# rows are priced in whole blocks of this many slots (zero-padded), so the vectorised loops
-# never run their scalar remainder
-_BLOCK = BLOCK
 # slots of a buffer at least (a batch of short rows: the per-device cost of a pricing call
 # is then shared by ~100 rows of top-fraction)
 BATCH_SLOTS = 1024
@@ -51,7 +48,7 @@ def new_row_buffer(hw_params, row_len, batch=BATCH_SLOTS):
     ``row_len`` writes whole and at least ``batch`` writes (longer rows are priced in
     pieces)."""
     n_dev = hw_params.shape[0]
-    cap = (max(row_len, batch, 1) + _BLOCK - 1) // _BLOCK * _BLOCK
+    cap = (max(row_len, batch, 1) + BLOCK - 1) // BLOCK * BLOCK
     buf = np.zeros(_HEAD + n_dev + 9 * cap + 2)
     buf[_LAYER] = -1.0
     for d in range(n_dev):
@@ -120,7 +117,7 @@ def _price(buf, hw_params, hw_stats, piece):
             buf[aside + cap + t] = buf[base + cap + cur + t]
             buf[aside + 2 * cap + t] = buf[base + 2 * cap + cur + t]
     if layer >= 0 and (n > 0 or n_rows > 0):
-        n_pad = min((n_slots + _BLOCK - 1) // _BLOCK * _BLOCK, cap)
+        n_pad = min((n_slots + BLOCK - 1) // BLOCK * BLOCK, cap)
         _zero(buf, base, cap, n_slots, n_pad)
         tally_batch(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap,
                     base + 3 * cap, n, n_pad, at_rows, n_rows, _HEAD)
@@ -150,7 +147,7 @@ def open_row(buf, hw_params, hw_stats, layer, row_len):
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
     held = buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0
-    room = (min(row_len, cap) + _BLOCK - 1) // _BLOCK * _BLOCK
+    room = (min(row_len, cap) + BLOCK - 1) // BLOCK * BLOCK
     if held and (int(buf[_CURSOR]) + room > cap or int(buf[_LAYER]) != layer):
         _price(buf, hw_params, hw_stats, False)
     buf[_LAYER] = layer
@@ -208,7 +205,7 @@ def end_row(buf, hw_params, hw_stats, layer, row_n):
     buf[_ROWS] = r + 1.0
     # the row is padded to whole blocks, whose maxima the pricing keeps (see tally_batch)
     cur = int(buf[_CURSOR])
-    m_pad = (m + _BLOCK - 1) // _BLOCK * _BLOCK
+    m_pad = (m + BLOCK - 1) // BLOCK * BLOCK
     _zero(buf, base, cap, cur + m, cur + m_pad)
     buf[_CURSOR] = cur + m_pad
     buf[_M] = 0.0
