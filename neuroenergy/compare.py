@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -114,21 +113,17 @@ def _train_in_workers(points, workers, out, quiet) -> dict:
     process, where it raises), so that --resume runs it again."""
     from .executors import ProcessExecutor
     from .store import write_run
+    from .sweep import _catch_sigint
     if not quiet:
         print(f"training {len(points)} runs in {workers} worker processes", file=sys.stderr)
     new = {}
-    # Ctrl-C raises KeyboardInterrupt wherever this process happens to be; inside a weakref
-    # callback of the pool Python prints it and carries on, and the comparison would run to
-    # its end. The flag makes the next finished run raise it again.
+    records = ProcessExecutor(workers).run(points, store_weights=True)
+    # a Ctrl-C that lands in a weakref callback of the pool is printed and dropped by
+    # Python: the sweep's flag makes the next finished run raise it again
     interrupted = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    restore = _catch_sigint(interrupted)
     try:
-        for record in ProcessExecutor(workers).run(points, store_weights=True):
+        for record in records:
             failed = record["summary"].get("status") == "error"
             run_id = None if failed else write_run(out, record)
             new[record["key"]] = _summary_of_record(record, run_id)
@@ -136,7 +131,8 @@ def _train_in_workers(points, workers, out, quiet) -> dict:
             if interrupted:
                 raise KeyboardInterrupt
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
+        records.close()  # stops the workers now, also on Ctrl-C
     return new
 
 
