@@ -190,10 +190,23 @@ class ProcessExecutor:
 
 def _terminate(pool):
     """Stop a process pool now, running tasks included (shutdown alone waits for them)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         if process.is_alive():
             process.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+    # A worker killed while sending its result leaves half a message in the result pipe; the
+    # pool's manager thread then waits for the rest, and Python's exit waits for that thread
+    # for ever. With the workers gone, closing this process's own write end of the pipe
+    # ends the wait with EOF (the thread sees a broken pool and exits).
+    for process in processes:
+        process.join(timeout=5)
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None and not any(p.is_alive() for p in processes):
+        try:
+            writer.close()
+        except OSError:  # pragma: no cover - already closed
+            pass
 
 
 class DaskExecutor:
