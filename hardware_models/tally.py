@@ -145,6 +145,15 @@ _SNAP = 1e-4
 _JIT = dict(cache=True, inline="always")
 
 
+@numba.njit(**_JIT)
+def _ix(i):
+    """``i`` as an unsigned index. numba makes a signed index wrap around when negative;
+    LLVM cannot prove ``base + t`` non-negative, and that select turns the loads of a
+    vectorised loop into gathers, several times slower (~1.4 ns instead of ~0.4 ns a
+    write for a summary loop here)."""
+    return np.uint64(i)
+
+
 @intrinsic
 def _div(typingctx, a, b):
     """``a / b`` in float64 without Python's ZeroDivisionError branch (a plain IEEE
@@ -304,19 +313,26 @@ def _digital_codes(w_max, bits, encoding):
 
 
 @numba.njit(**_JIT)
-def _digital_write(w_max, rule, bits, encoding, w_old, w_new, u):
-    """(bits set 0->1, bits reset 1->0) by one write."""
-    lsb, lo, hi = _digital_codes(w_max, bits, encoding)
-    c_old = _clip_code(int(_floor(_div(w_old, lsb) + 0.5)), lo, hi)
+def _digital_flips(x_old, x_new, x_dw, rule, bits, encoding, u, lo, hi):
+    """(bits set 0->1, bits reset 1->0) by a write from w_old to w_new, given in lsb units:
+    x_old = w_old / lsb, x_new = w_new / lsb, x_dw = (w_new - w_old) / lsb."""
+    c_old = _clip_code(int(_floor(x_old + 0.5)), lo, hi)
     if rule == ROUND_STOCHASTIC:
         # floor(x + u) is unbiased for either sign of x
-        steps = int(_floor(_snap(_div(w_new - w_old, lsb)) + u))
-        c_new = _clip_code(c_old + steps, lo, hi)
+        c_new = _clip_code(c_old + int(_floor(_snap(x_dw) + u)), lo, hi)
     else:
-        c_new = _clip_code(int(_floor(_div(w_new, lsb) + 0.5)), lo, hi)
+        c_new = _clip_code(int(_floor(x_new + 0.5)), lo, hi)
     p_old = _bit_pattern(c_old, bits, encoding)
     p_new = _bit_pattern(c_new, bits, encoding)
     return _popcount(p_new & ~p_old), _popcount(p_old & ~p_new)
+
+
+@numba.njit(**_JIT)
+def _digital_write(w_max, rule, bits, encoding, w_old, w_new, u):
+    """(bits set 0->1, bits reset 1->0) by one write."""
+    lsb, lo, hi = _digital_codes(w_max, bits, encoding)
+    return _digital_flips(_div(w_old, lsb), _div(w_new, lsb), _div(w_new - w_old, lsb), rule,
+                          bits, encoding, u, lo, hi)
 
 
 @numba.njit(**_JIT)

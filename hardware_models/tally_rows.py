@@ -25,9 +25,10 @@ from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, 
                     ROUND_NEAREST, ROUND_STOCHASTIC,
                     P_DW_POT, P_ENCODING, P_KIND, P_PAIR, P_ROUNDING, P_W_MAX, STAT_ABS_DW,
                     STAT_CHANGED, STAT_CLIPPED, STAT_G_DEP, STAT_G_POT, STAT_NOOP,
-                    STAT_NOOP_ABS_DW, STAT_REFRESH, STAT_REFRESH_PULSES, STAT_SIZE_DEP,
-                    STAT_SIZE_POT, STAT_WRITES, _clip, _digital_write, _div, _floor,
-                    _round_steps, _sel, tally_row)
+                    STAT_NOOP_ABS_DW, STAT_REFRESH, STAT_REFRESH_PULSES, STAT_ROW_MAX,
+                    STAT_ROW_NW_MAX, STAT_ROW_WRITES, STAT_ROWS, STAT_ROWS_ACTIVE,
+                    STAT_SIZE_DEP, STAT_SIZE_POT, STAT_WRITES, _clip, _digital_codes,
+                    _digital_flips, _div, _floor, _ix, _popcount, _round_steps, _sel)
 
 _ROWS = dict(cache=True, fastmath={"reassoc"})
 # slots in a block: an analog device tests a block at once for 'no pulse in any write' (see
@@ -53,6 +54,20 @@ def _float_of(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return sig, codegen
+
+
+@intrinsic
+def _opaque(typingctx, x):
+    """``x`` (float64) through an empty inline-assembly statement: the optimiser cannot see
+    that it is the value computed before, so fast-math cannot fold a reciprocal back into
+    the division of every write it was computed to avoid."""
+    sig = types.float64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        dbl = llvm_ir.DoubleType()
+        return builder.asm(llvm_ir.FunctionType(dbl, [dbl]), "", "=x,0", [args[0]],
+                           side_effect=False)
     return sig, codegen
 
 
@@ -92,8 +107,28 @@ def _analog_write(wo, wn, u, w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max):
 
 
 @numba.njit(cache=True, inline="always")
-def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
-                 sizes, at_size):
+def _analog_bounds(hw_params, d):
+    """(1 / smallest step with a margin, weight of the uniform, threshold): a write with
+    ``|dw| * inv_bound + u_on * u < threshold`` cannot reach a pulse. The test is
+    conservative: |clip(wn) - clip(wo)| <= |wn - wo|, every step is at least the smaller
+    one, and the thresholds keep clear of the snapping and rounding edges of _round_steps
+    (stochastic: x + u < 1 - 2e-4); NaN fails it."""
+    rule = int(hw_params[d, P_ROUNDING])
+    # opaque: reassociation would turn |dw| * (1 / step) back into |dw| / step, a division
+    # per write
+    inv_bound = _opaque((1.0 / min(hw_params[d, P_DW_POT], hw_params[d, P_DW_DEP]))
+                        * (1.0 + 1e-9))
+    u_on = 1.0 if rule == ROUND_STOCHASTIC else 0.0
+    threshold = 0.4999 if rule == ROUND_NEAREST else 0.9998
+    return inv_bound, u_on, threshold
+
+
+@numba.njit(cache=True, inline="always")
+def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, hi, n,
+                 at_size):
+    """Price slots [lo, hi) (whole blocks, ``n`` writes and then zero padding) on analog
+    device d; stores each block's largest pulse count at ``vals[at_size + block]`` and
+    returns the largest."""
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
     q4 = hw_params[d, P_DW_DEP]
@@ -104,13 +139,8 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     inv_g_scale = 1.0 / (2.0 * w_max)
     inv_w_max = 1.0 / w_max
     # most single-sample updates are far below one step on coarse devices: a block of
-    # BLOCK writes that all round to zero pulses is tallied from |dw| and clipping
-    # alone. The test is conservative: |clip(wn) - clip(wo)| <= |wn - wo|, every step is at
-    # least the smaller one, and the thresholds keep clear of the snapping and rounding edges
-    # of _round_steps (stochastic: x + u < 1 - 2e-4); NaN takes the full way
-    inv_bound = (1.0 / min(q3, q4)) * (1.0 + 1e-9)
-    u_on = 1.0 if rule == ROUND_STOCHASTIC else 0.0
-    threshold = 0.4999 if rule == ROUND_NEAREST else 0.9998
+    # BLOCK writes that all fail to reach a pulse is tallied from |dw| and clipping alone
+    inv_bound, u_on, threshold = _analog_bounds(hw_params, d)
     abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
@@ -122,34 +152,36 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
     refresh_p = 0.0
     clipped = 0.0
     largest = 0
-    n_blocks = n_pad // BLOCK
-    for blk in range(n_blocks):
-        lo = blk * BLOCK
-        reach = 0.0
+    for blk in range(lo // BLOCK, hi // BLOCK):
+        b0 = blk * BLOCK
+        # one vectorised pass: the block's sums and a bit mask of the writes that may
+        # reach a pulse; only those (a few per cent on coarse devices) take the full way
+        reach = 0
         block_dw = 0.0
         block_clipped = 0.0
+        lost_dw = 0.0
         for k in range(BLOCK):
-            wn = vals[at_new + lo + k]
-            adw = abs(wn - vals[at_old + lo + k])
+            wn = vals[_ix(at_new + b0 + k)]
+            adw = abs(wn - vals[_ix(at_old + b0 + k)])
             block_dw += adw
             block_clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
-            bound = adw * inv_bound + u_on * vals[at_u + lo + k]
-            reach += _sel(bound < threshold, 0.0, 1.0)
-        if reach == 0.0:
-            abs_dw += block_dw
-            noop_dw += block_dw
-            noop_n += float(BLOCK)
-            clipped += block_clipped
-            sizes[at_size + blk] = 0.0
-            continue
+            bound = adw * inv_bound + u_on * vals[_ix(at_u + b0 + k)]
+            lost = bound < threshold
+            lost_dw += _sel(lost, adw, 0.0)
+            reach |= _sel(lost, 0, 1 << k)
+        abs_dw += block_dw
+        clipped += block_clipped
+        noop_dw += lost_dw
+        noop_n += float(BLOCK - _popcount(reach))
         block_largest = 0
-        for k in range(BLOCK):
-            t = lo + k
+        while reach != 0:
+            k = _popcount((reach & -reach) - 1)  # the lowest bit set
+            reach &= reach - 1
+            t = b0 + k
             (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
-             ) = _analog_write(vals[at_old + t], vals[at_new + t], vals[at_u + t], w_max, q3,
-                               q4, rule, pair, inv_g_scale, inv_w_max)
-            abs_dw += adw
-            clipped += clip
+             ) = _analog_write(vals[_ix(at_old + t)], vals[_ix(at_new + t)],
+                               vals[_ix(at_u + t)], w_max, q3, q4, rule, pair, inv_g_scale,
+                               inv_w_max)
             noop_n += noop
             noop_dw += noop_adw
             size_pot += pot_n
@@ -159,9 +191,9 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
             refresh_n += hazard
             refresh_p += refresh
             block_largest = _sel(bits > block_largest, bits, block_largest)
-        sizes[at_size + blk] = _float_of(block_largest)
+        vals[_ix(at_size + blk)] = _float_of(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
-    noop_n -= float(n_pad - n)  # the padding: writes from 0 to 0
+    noop_n -= float(hi - lo - n)  # the padding: writes from 0 to 0
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
     hw_stats[layer, d, STAT_G_DEP] += g_dep
@@ -173,11 +205,18 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n
 
 @numba.njit(cache=True, inline="always")
 def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
-                  sizes, at_size):
+                  sizes, at_size, by_product):
+    """Price slots [0, n_pad) (``n`` writes, then zero padding) on digital device d; stores
+    each block's largest count of flipped bits at ``sizes[at_size + block]``. With
+    ``by_product`` (a constant at each call: one loop each) weights are put in lsb units
+    by a product with 1 / lsb instead of a division, for an lsb that is a power of two,
+    whose reciprocal is exact: the same quotients, at a fraction of the cost."""
     w_max = hw_params[d, P_W_MAX]
     rule = int(hw_params[d, P_ROUNDING])
     bits = int(hw_params[d, P_BITS])
     encoding = int(hw_params[d, P_ENCODING])
+    lsb, lo, hi = _digital_codes(w_max, bits, encoding)
+    inv_lsb = _opaque(1.0 / lsb)
     abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
@@ -189,13 +228,21 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
         block_largest = 0
         for k in range(BLOCK):
             t = blk * BLOCK + k
-            wo = vals[at_old + t]
-            wn = vals[at_new + t]
+            wo = vals[_ix(at_old + t)]
+            wn = vals[_ix(at_new + t)]
             adw = abs(wn - wo)
             abs_dw += adw
             clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
-            set_bits, reset_bits = _digital_write(w_max, rule, bits, encoding, wo, wn,
-                                                  vals[at_u + t])
+            if by_product:
+                x_old = wo * inv_lsb
+                x_new = wn * inv_lsb
+                x_dw = (wn - wo) * inv_lsb
+            else:
+                x_old = _div(wo, lsb)
+                x_new = _div(wn, lsb)
+                x_dw = _div(wn - wo, lsb)
+            set_bits, reset_bits = _digital_flips(x_old, x_new, x_dw, rule, bits, encoding,
+                                                  vals[_ix(at_u + t)], lo, hi)
             flipped = set_bits + reset_bits
             noop = flipped == 0
             noop_n += _sel(noop, 1.0, 0.0)
@@ -203,7 +250,7 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
             set_n += set_bits
             reset_n += reset_bits
             block_largest = _sel(flipped > block_largest, flipped, block_largest)
-        sizes[at_size + blk] = float(block_largest)
+        sizes[_ix(at_size + blk)] = float(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
     _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
@@ -213,52 +260,67 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
 
 
 @numba.njit(cache=True, inline="always")
-def _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_size):
-    abs_dw = 0.0
-    noop_n = 0.0
-    size_pot = 0.0
-    size_dep = 0.0
-    largest = 0
-    for blk in range(n_pad // BLOCK):
-        block_largest = 0
-        for k in range(BLOCK):
-            t = blk * BLOCK + k
-            dw = vals[at_new + t] - vals[at_old + t]
-            adw = abs(dw)
-            abs_dw += adw
-            noop_n += _sel(dw == 0.0, 1.0, 0.0)
-            size_pot += _sel(dw > 0.0, adw, 0.0)
-            size_dep += _sel(dw < 0.0, adw, 0.0)
-            b = _bits_of(adw)
-            block_largest = _sel(b > block_largest, b, block_largest)
-        sizes[at_size + blk] = _float_of(block_largest)
-        largest = _sel(block_largest > largest, block_largest, largest)
-    noop_n -= float(n_pad - n)
-    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, 0.0, size_pot, size_dep)
-    return _float_of(largest)
+def _is_power_of_two(x):
+    """Whether x is a normal float64 power of two (its reciprocal is then exact)."""
+    return x >= 2.2250738585072014e-308 and x < math.inf and (
+        _bits_of(x) & ((1 << 52) - 1)) == 0
+
+
+# a row's summary, shared by the devices (see _summarise_rows)
+SUM_ABS_DW, SUM_POS, SUM_NEG, SUM_ZERO, SUM_MAX_DW, SUM_MAX_W = 0, 1, 2, 3, 4, 5
+N_SUM = 6
 
 
 @numba.njit(cache=True, inline="always")
-def _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad, sizes,
-                  at_size):
-    """Price slots [0, n_pad) on device d (the sums of n writes; the other slots hold
-    zero padding; n_pad a multiple of BLOCK), store the largest size of each block at
-    ``sizes[at_size + block]`` (a store per block, outside the vectorised loops); returns
-    the largest size."""
-    kind = int(hw_params[d, P_KIND])
-    if kind == KIND_NONE or n <= 0:
-        for b in range(n_pad // BLOCK):
-            sizes[at_size + b] = 0.0
-        return 0.0
-    if kind == KIND_ANALOG:
-        return _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                            n_pad, sizes, at_size)
-    if kind == KIND_DIGITAL:
-        return _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                             n_pad, sizes, at_size)
-    if kind == KIND_BIOLOGY:
-        return _biology_rows(hw_stats, layer, d, vals, at_old, at_new, n, n_pad, sizes, at_size)
-    return math.nan
+def _row_writes(vals, at_rows, r, n_rows, n, held):
+    """Writes of row r (row ``n_rows``: the open piece, the writes not in closed rows)."""
+    return int(vals[_ix(at_rows + 2 * r)]) if r < n_rows else n - held
+
+
+@numba.njit(cache=True, inline="always")
+def _summarise_rows(vals, at_old, at_new, at_rows, n_rows, n, at_sums):
+    """Summarise each row held and the open piece (row ``n_rows``) at
+    ``vals[at_sums + N_SUM r:]``: sum |dw|, sum of positive dw, sum |dw| of negative dw,
+    writes with dw == 0, largest |dw| and largest |w_new| (NaN if any is NaN). A device
+    prices a row from these alone when they show it cannot pulse (biology always): one
+    pass over the writes serves every device. (Rows are looped over here, not in the
+    caller: an inlined call per row would increment and decrement the arrays' reference
+    counts, atomically, per row.)"""
+    held = 0
+    lo = 0
+    for r in range(n_rows + 1):
+        m = _row_writes(vals, at_rows, r, n_rows, n, held)
+        abs_dw = 0.0
+        pos = 0.0
+        neg = 0.0
+        zero = 0.0
+        max_dw = 0
+        max_w = 0
+        # over whole blocks, the zero padding after the row included (it adds nothing but
+        # zero changes, taken off below): no scalar remainder loop
+        m_pad = (m + BLOCK - 1) // BLOCK * BLOCK
+        for t in range(lo, lo + m_pad):
+            wn = vals[_ix(at_new + t)]
+            dw = wn - vals[_ix(at_old + t)]
+            adw = abs(dw)
+            abs_dw += adw
+            pos += _sel(dw > 0.0, adw, 0.0)
+            neg += _sel(dw < 0.0, adw, 0.0)
+            zero += _sel(dw == 0.0, 1.0, 0.0)
+            # largest by bit pattern: a NaN (abs: positive) is above every number
+            b = _bits_of(adw)
+            max_dw = _sel(b > max_dw, b, max_dw)
+            b = _bits_of(abs(wn))
+            max_w = _sel(b > max_w, b, max_w)
+        at = at_sums + N_SUM * r
+        vals[_ix(at + SUM_ABS_DW)] = abs_dw
+        vals[_ix(at + SUM_POS)] = pos
+        vals[_ix(at + SUM_NEG)] = neg
+        vals[_ix(at + SUM_ZERO)] = zero - float(m_pad - m)
+        vals[_ix(at + SUM_MAX_DW)] = _float_of(max_dw)
+        vals[_ix(at + SUM_MAX_W)] = _float_of(max_w)
+        held += m
+        lo += m_pad
 
 
 @numba.njit(**_ROWS)
@@ -267,54 +329,132 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     ``vals[at_old + t]`` to ``vals[at_new + t]`` with the uniform ``vals[at_u + t]`` (read
     only by stochastic rounding; callers may give every device the same uniforms: each
     device is a separate chip, which only needs its own sequence to be uniform): the
-    one-device entry point for tests and benchmarks (it copies the writes into whole blocks;
-    the kernels price through :func:`tally_batch`). The same
+    one-device entry point for tests and benchmarks. It copies the writes into a batch of
+    one open piece (no row closed: no ``tally_row`` terms) for :func:`tally_batch`. The same
     statistics as ``n`` calls of :func:`tally_write` (see above); returns the largest size
     (0.0 when ``n == 0``; NaN, with nothing tallied, for an unknown kind)."""
+    kind = int(hw_params[d, P_KIND])
+    if kind != KIND_NONE and kind != KIND_ANALOG and kind != KIND_DIGITAL \
+            and kind != KIND_BIOLOGY:
+        return math.nan
     # the loops run over whole blocks: a copy padded with zero writes (0 -> 0, uniform 0),
     # which every device tallies as lost updates that the loops then take off again
-    n_pad = (max(n, 0) + BLOCK - 1) // BLOCK * BLOCK
-    padded = np.zeros(3 * n_pad)
+    n = max(n, 0)
+    n_pad = (n + BLOCK - 1) // BLOCK * BLOCK
+    at_size = 3 * n_pad
+    at_rows = at_size + n_pad // BLOCK + 1
+    at_carry = at_rows + 2
+    at_sums = at_carry + 1
+    batch = np.zeros(at_sums + N_SUM)
     for t in range(n):
-        padded[t] = vals[at_old + t]
-        padded[n_pad + t] = vals[at_new + t]
-        padded[2 * n_pad + t] = vals[at_u + t]
-    sizes = np.empty(n_pad // BLOCK + 1)
-    return _tally_device(hw_params, hw_stats, layer, d, padded, 0, n_pad, 2 * n_pad, n, n_pad,
-                         sizes, 0)
+        batch[_ix(t)] = vals[_ix(at_old + t)]
+        batch[_ix(n_pad + t)] = vals[_ix(at_new + t)]
+        batch[_ix(2 * n_pad + t)] = vals[_ix(at_u + t)]
+    # the carry slot is that of device 0 of the range [d, d + 1)
+    tally_batch(hw_params, hw_stats, layer, batch, 0, n_pad, 2 * n_pad, at_size, n, n_pad,
+                at_rows, 0, at_carry - d, at_sums, d, d + 1)
+    return batch[at_carry]
 
 
 @numba.njit(**_ROWS)
 def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size, n, n_pad,
-                at_rows, n_rows, at_carry):
-    """Price a batch of rows on every device. Slots [0, n_pad) hold ``n`` writes: the
-    closed rows back to back, each padded with zero writes to whole blocks of BLOCK
+                at_rows, n_rows, at_carry, at_sums, d_lo, d_hi):
+    """Price a batch of rows on devices [d_lo, d_hi). Slots [0, n_pad) hold ``n`` writes:
+    the closed rows back to back, each padded with zero writes to whole blocks of BLOCK
     slots, then possibly a piece of a row still open, then zero padding.
     ``vals[at_rows + 2 r]`` is row r's write count and ``vals[at_rows + 2 r + 1]`` its
     writes that changed a weight (the count ``tally_row`` gets; rows with none get no
-    ``tally_row``). The device loops store each block's largest size at
-    ``vals[at_size + block]``; a row's maximum is taken from its blocks, and each device's
-    statistics are stored once per batch, not once per row. ``vals[at_carry + d]`` carries
-    device d's maximum over the priced pieces of a row longer than the buffer: row 0 of a
-    batch with closed rows takes it (and clears it); the blocks after the closed rows (an
-    open piece) add to it."""
-    for d in range(hw_params.shape[0]):
-        _tally_device(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
-                      vals, at_size)
-        start = 0
-        for r in range(n_rows):
-            n_blocks = (int(vals[at_rows + 2 * r]) + BLOCK - 1) // BLOCK
+    ``tally_row``).
+
+    Every row and the open piece are first summarised once (:func:`_summarise_rows`).
+    Biology devices are priced from the summaries alone, analog devices with deterministic
+    rounding from the summary of each row that cannot pulse and write by write otherwise.
+    Digital devices and stochastic analog devices go write by write over every slot in one
+    loop, which stores each block's largest size at ``vals[at_size + block]``; a row's
+    maximum is taken from its blocks. Each device's statistics (``tally_row``'s row counts
+    and maxima included) are stored once per batch. ``vals[at_carry + d]`` carries device
+    d's maximum over the priced pieces of a row longer than the buffer: row 0 of a batch
+    with closed rows takes it (and clears it); the open piece adds to it."""
+    _summarise_rows(vals, at_old, at_new, at_rows, n_rows, n, at_sums)
+    for d in range(d_lo, d_hi):
+        kind = int(hw_params[d, P_KIND])
+        analog = kind == KIND_ANALOG
+        inv_bound, u_on, threshold = 0.0, 0.0, 0.0
+        if analog:
+            inv_bound, u_on, threshold = _analog_bounds(hw_params, d)
+        w_max = hw_params[d, P_W_MAX]
+        by_blocks = kind == KIND_DIGITAL or (analog and u_on != 0.0)
+        if kind == KIND_DIGITAL:
+            lsb, _, _ = _digital_codes(w_max, int(hw_params[d, P_BITS]),
+                                       int(hw_params[d, P_ENCODING]))
+            if _is_power_of_two(lsb):
+                _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                              n_pad, vals, at_size, True)
+            else:
+                _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
+                              n_pad, vals, at_size, False)
+        elif by_blocks:
+            _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, 0, n_pad,
+                         n, at_size)
+        # sums of the rows priced from their summaries, and tally_row's terms
+        writes = 0.0
+        abs_dw = 0.0
+        noop_n = 0.0
+        noop_dw = 0.0
+        pot = 0.0
+        dep = 0.0
+        rows = 0.0
+        active = 0.0
+        row_writes = 0.0
+        row_max = 0.0
+        row_nw_max = 0.0
+        held = 0
+        lo = 0
+        for r in range(n_rows + 1):
+            m = _row_writes(vals, at_rows, r, n_rows, n, held)
+            n_blocks = (m + BLOCK - 1) // BLOCK
+            at = at_sums + N_SUM * r
             largest = 0.0
-            for b in range(start, start + n_blocks):
-                largest = max(largest, vals[at_size + b])
+            if kind == KIND_BIOLOGY:
+                writes += float(m)
+                abs_dw += vals[_ix(at + SUM_ABS_DW)]
+                noop_n += vals[_ix(at + SUM_ZERO)]
+                pot += vals[_ix(at + SUM_POS)]
+                dep += vals[_ix(at + SUM_NEG)]
+                largest = vals[_ix(at + SUM_MAX_DW)]
+            elif by_blocks:
+                for b in range(lo // BLOCK, lo // BLOCK + n_blocks):
+                    largest = max(largest, vals[_ix(at_size + b)])
+            elif analog and m > 0:
+                if (vals[_ix(at + SUM_MAX_DW)] * inv_bound < threshold
+                        and vals[_ix(at + SUM_MAX_W)] <= w_max):
+                    # no write can reach a pulse and none is clipped: all lost updates
+                    writes += float(m)
+                    abs_dw += vals[_ix(at + SUM_ABS_DW)]
+                    noop_n += float(m)
+                    noop_dw += vals[_ix(at + SUM_ABS_DW)]
+                else:
+                    largest = _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new,
+                                           at_u, lo, lo + n_blocks * BLOCK, m, at_size)
+            held += m
+            lo += n_blocks * BLOCK
+            if r == n_rows:  # the open piece: its maximum carries to the row's end
+                vals[_ix(at_carry + d)] = max(vals[_ix(at_carry + d)], largest)
+                break
             if r == 0:
-                largest = max(largest, vals[at_carry + d])
-                vals[at_carry + d] = 0.0
-            start += n_blocks
-            changed = int(vals[at_rows + 2 * r + 1])
-            if changed > 0:
-                tally_row(hw_params[d], hw_stats[layer, d], changed, largest)
-        largest = vals[at_carry + d]
-        for b in range(start, n_pad // BLOCK):
-            largest = max(largest, vals[at_size + b])
-        vals[at_carry + d] = largest
+                largest = max(largest, vals[_ix(at_carry + d)])
+                vals[_ix(at_carry + d)] = 0.0
+            changed = vals[_ix(at_rows + 2 * r + 1)]
+            if changed > 0.0 and kind != KIND_NONE:  # tally_row's terms
+                rows += 1.0
+                row_writes += changed
+                row_max += largest
+                row_nw_max += changed * largest
+                active += _sel(largest > 0.0, 1.0, 0.0)
+        if writes > 0.0:
+            _store_row_sums(hw_stats, layer, d, writes, abs_dw, noop_n, noop_dw, pot, dep)
+        hw_stats[layer, d, STAT_ROWS] += rows
+        hw_stats[layer, d, STAT_ROWS_ACTIVE] += active
+        hw_stats[layer, d, STAT_ROW_WRITES] += row_writes
+        hw_stats[layer, d, STAT_ROW_MAX] += row_max
+        hw_stats[layer, d, STAT_ROW_NW_MAX] += row_nw_max

@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from hardware_models.tally import device_write
+from hardware_models.tally import _ix, device_write
 
 from .row_tally import (draws_uniforms, end_row, flush_writes, layout, new_row_buffer, open_row,
                         price_held)
@@ -112,13 +112,16 @@ def topk_outer(a, b, k, sel_i, sel_j, cand_s, cand_i, cand_j):
 # ----------------------------------------------------------------------------- metered writes
 
 @numba.njit(cache=True, inline="always")
-def _next_uniform(state):
-    """(next state, uniform in [0, 1)) of a xorshift64 stream: the priced writers' uniforms
-    for stochastic rounding (numba's np.random.random() costs ~100 ns a draw here)."""
-    state ^= state << np.uint64(13)
-    state ^= state >> np.uint64(7)
-    state ^= state << np.uint64(17)
-    return state, np.float64(state >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+def _uniform_at(key, t):
+    """Uniform number t (from 0) in [0, 1) of the stream ``key`` (uint64): SplitMix64's
+    output for state key + (t + 1) * golden gamma. The priced writers' uniforms for
+    stochastic rounding: numba's np.random.random() costs ~100 ns a draw here, and a
+    counter-based stream (unlike a recurrence) vectorises, ~0.3 ns a write."""
+    z = key + np.uint64(t + 1) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(cache=True)
@@ -149,10 +152,11 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     at_old, at_new, at_u, cap = layout(row_buf, n_dev)
     held = 0
     cur = 0  # the open row's first slot
-    # uniforms for stochastic rounding from a local xorshift64 stream seeded once per call:
-    # numba's np.random.random() costs ~100 ns per draw here, more than a whole tally; they
-    # are drawn (one per write, shared by the devices) only when some device reads them
-    rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    # uniforms for stochastic rounding: write number n_drawn of a stream keyed once per
+    # call (_uniform_at); drawn (one per write, shared by the devices) only when some device
+    # reads them
+    key = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    n_drawn = 0
     draw_u = n_dev > 0 and draws_uniforms(row_buf)
     # the meter's sums run in locals (the same additions in the same order as into
     # meter_f, whose every write would otherwise be a store the next write must wait for)
@@ -212,7 +216,8 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             row_buf[at_old + cur + held] = np.float64(w_old)
             row_buf[at_new + cur + held] = np.float64(w_old) + change
             if draw_u:
-                rng, row_buf[at_u + cur + held] = _next_uniform(rng)
+                row_buf[at_u + cur + held] = _uniform_at(key, n_drawn)
+                n_drawn += 1
             held += 1
     meter_i[layer] = n_writes
     meter_f[layer, MF_M1] = m1
@@ -235,7 +240,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
     n_dev = hw_params.shape[0]
     lr32 = np.float32(lr)
     at_old, at_new, at_u, cap = layout(row_buf, n_dev)
-    rng = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    key = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    n_drawn = 0
     draw_u = n_dev > 0 and draws_uniforms(row_buf)
     # if |p| * min|post| is nonzero, so is every p * post[j] (rounding is monotone)
     min_post = np.inf
@@ -262,8 +268,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                 counts[i, j] += 1
                 m1 += abs(dw)
                 m1_pot += dw if dw > 0.0 else 0.0
-                row_buf[at_o + j] = np.float64(w_old)
-                row_buf[at_n + j] = np.float64(w_old) + dw
+                row_buf[_ix(at_o + j)] = np.float64(w_old)
+                row_buf[_ix(at_n + j)] = np.float64(w_old) + dw
             if alpha >= 0.0:
                 for j in range(n_out):
                     m_alpha += abs(p * np.float64(post[j])) ** alpha
@@ -280,14 +286,15 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                 m1_pot += dw if dw > 0.0 else 0.0
                 if alpha >= 0.0:
                     m_alpha += abs(dw) ** alpha
-                row_buf[at_o + held] = np.float64(w_old)
-                row_buf[at_n + held] = np.float64(w_old) + dw
+                row_buf[_ix(at_o + held)] = np.float64(w_old)
+                row_buf[_ix(at_n + held)] = np.float64(w_old) + dw
                 held += 1
         n_writes += held
         if n_dev > 0 and held > 0:
             if draw_u:
-                for t in range(held):  # one xorshift64 draw per write, in write order
-                    rng, row_buf[at_u + cur + t] = _next_uniform(rng)
+                for t in range(held):  # one draw per write, in write order
+                    row_buf[_ix(at_u + cur + t)] = _uniform_at(key, n_drawn + t)
+                n_drawn += held
             row_buf[0] = held
             end_row(row_buf, hw_params, hw_stats, layer, held)
     meter_i[layer] = n_writes

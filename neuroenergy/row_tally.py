@@ -26,14 +26,16 @@ Buffer layout (float64, from :func:`new_row_buffer`), D devices, ``cap`` slots::
     [B + 4 cap : B + 6 cap + 2]  per closed row: writes held, writes that changed a weight
     [B + 6 cap + 2 : B + 9 cap + 2]  the open row's writes, aside while the rows before it
                                  are priced (the zero padding after them would overwrite it)
+    [S : S + N_SUM (cap + 1)]    per row held and the open piece: its summary, shared by the
+                                 devices (scratch of the pricing; S = B + 9 cap + 2)
 
 Stats are complete only after :func:`price_held`: every kernel calls it before it returns.
 """
 import numba
 import numpy as np
 
-from hardware_models.tally import uses_uniform
-from hardware_models.tally_rows import BLOCK, tally_batch
+from hardware_models.tally import _ix, uses_uniform
+from hardware_models.tally_rows import BLOCK, N_SUM, tally_batch
 
 _M, _UNIFORM, _CURSOR, _ROWS, _LAYER = 0, 1, 2, 3, 4
 _HEAD = 5
@@ -49,7 +51,7 @@ def new_row_buffer(hw_params, row_len, batch=BATCH_SLOTS):
     pieces)."""
     n_dev = hw_params.shape[0]
     cap = (max(row_len, batch, 1) + BLOCK - 1) // BLOCK * BLOCK
-    buf = np.zeros(_HEAD + n_dev + 9 * cap + 2)
+    buf = np.zeros(_HEAD + n_dev + 9 * cap + 2 + N_SUM * (cap + 1))
     buf[_LAYER] = -1.0
     for d in range(n_dev):
         if uses_uniform(hw_params[d]):
@@ -59,7 +61,7 @@ def new_row_buffer(hw_params, row_len, batch=BATCH_SLOTS):
 
 @numba.njit(cache=True, inline="always")
 def row_capacity(buf, n_devices):
-    return (buf.shape[0] - _HEAD - n_devices - 2) // 9
+    return (buf.shape[0] - _HEAD - n_devices - 2 - N_SUM) // (9 + N_SUM)
 
 
 @numba.njit(cache=True, inline="always")
@@ -86,9 +88,9 @@ def _zero(buf, base, cap, lo, hi):
     """Zero writes (0 -> 0, uniform 0) in slots [lo, hi): padding every device tallies as
     nothing but a lost update, which the pricing takes off again."""
     for t in range(lo, hi):
-        buf[base + t] = 0.0
-        buf[base + cap + t] = 0.0
-        buf[base + 2 * cap + t] = 0.0
+        buf[_ix(base + t)] = 0.0
+        buf[_ix(base + cap + t)] = 0.0
+        buf[_ix(base + 2 * cap + t)] = 0.0
 
 
 @numba.njit(cache=True)
@@ -113,21 +115,22 @@ def _price(buf, hw_params, hw_stats, piece):
     aside = base + 6 * cap + 2
     if not piece:
         for t in range(m):
-            buf[aside + t] = buf[base + cur + t]
-            buf[aside + cap + t] = buf[base + cap + cur + t]
-            buf[aside + 2 * cap + t] = buf[base + 2 * cap + cur + t]
+            buf[_ix(aside + t)] = buf[_ix(base + cur + t)]
+            buf[_ix(aside + cap + t)] = buf[_ix(base + cap + cur + t)]
+            buf[_ix(aside + 2 * cap + t)] = buf[_ix(base + 2 * cap + cur + t)]
     if layer >= 0 and (n > 0 or n_rows > 0):
         n_pad = min((n_slots + BLOCK - 1) // BLOCK * BLOCK, cap)
         _zero(buf, base, cap, n_slots, n_pad)
         tally_batch(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap,
-                    base + 3 * cap, n, n_pad, at_rows, n_rows, _HEAD)
+                    base + 3 * cap, n, n_pad, at_rows, n_rows, _HEAD, base + 9 * cap + 2,
+                    0, n_dev)
     if piece:
         buf[_M] = 0.0
     else:  # the open row's writes move to the front
         for t in range(m):
-            buf[base + t] = buf[aside + t]
-            buf[base + cap + t] = buf[aside + cap + t]
-            buf[base + 2 * cap + t] = buf[aside + 2 * cap + t]
+            buf[_ix(base + t)] = buf[_ix(aside + t)]
+            buf[_ix(base + cap + t)] = buf[_ix(aside + cap + t)]
+            buf[_ix(base + 2 * cap + t)] = buf[_ix(aside + 2 * cap + t)]
     buf[_CURSOR] = 0.0
     buf[_ROWS] = 0.0
 
@@ -139,7 +142,7 @@ def price_held(buf, hw_params, hw_stats):
         _price(buf, hw_params, hw_stats, False)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def open_row(buf, hw_params, hw_stats, layer, row_len):
     """Start a row of at most ``row_len`` writes in ``layer``; returns its first slot
     (relative to :func:`layout`'s starts). Prices the rows held first if the row might not
@@ -181,7 +184,7 @@ def push_write(buf, hw_params, hw_stats, layer, w_old, w_new):
     return base + 2 * cap + t
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def end_row(buf, hw_params, hw_stats, layer, row_n):
     """Close the open row (``buf[0]`` writes): it is priced with the rows held, one
     ``tally_row`` per device if ``row_n`` (the writes that changed a weight) is positive."""
