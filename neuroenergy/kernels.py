@@ -18,8 +18,8 @@ import numpy as np
 
 from hardware_models.tally import _ix, device_write
 
-from .row_tally import (draws_uniforms, end_row, flush_writes, layout, new_row_buffer, open_row,
-                        price_held)
+from .row_tally import (begin_row, close_row, draws_uniforms, flush_writes, layout,
+                        must_price_before, new_row_buffer, price_held, price_rows, records_full)
 from .topk import topk_select, topk_workspace
 
 ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID = 0, 1, 2
@@ -173,14 +173,18 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
                 flush_writes(row_buf, hw_params, hw_stats, layer)
                 cur = 0
             elif current_row >= 0:
-                end_row(row_buf, hw_params, hw_stats, layer, row_n)
+                if records_full(row_buf, n_dev):
+                    price_rows(row_buf, hw_params, hw_stats)
+                close_row(row_buf, n_dev, layer, row_n)
         if i != current_row:
             if t == n_sel:
                 break
             current_row = i
             row_n = 0
             if n_dev > 0:
-                cur = open_row(row_buf, hw_params, hw_stats, layer, w.shape[1])
+                if must_price_before(row_buf, n_dev, layer, w.shape[1]):
+                    price_rows(row_buf, hw_params, hw_stats)
+                cur = begin_row(row_buf, layer)
         j = sel_j[t]
         # intended change in float64 for the meter; the float32 step is formed exactly as
         # in the fused dense update, so both paths give bit-identical weights
@@ -257,7 +261,9 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
             continue
         p32 = np.float32(-lr32 * pre[i])
         held = 0
-        cur = open_row(row_buf, hw_params, hw_stats, layer, n_out)
+        if n_dev > 0 and must_price_before(row_buf, n_dev, layer, n_out):
+            price_rows(row_buf, hw_params, hw_stats)
+        cur = begin_row(row_buf, layer)
         at_o = at_old + cur
         at_n = at_new + cur
         if abs(p) * min_post != 0.0:
@@ -296,7 +302,9 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                     row_buf[_ix(at_u + cur + t)] = _uniform_at(key, n_drawn + t)
                 n_drawn += held
             row_buf[0] = held
-            end_row(row_buf, hw_params, hw_stats, layer, held)
+            if records_full(row_buf, n_dev):
+                price_rows(row_buf, hw_params, hw_stats)
+            close_row(row_buf, n_dev, layer, held)
     meter_i[layer] = n_writes
     meter_f[layer, MF_M1] = m1
     meter_f[layer, MF_M1_POT] = m1_pot

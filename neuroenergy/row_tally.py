@@ -143,18 +143,41 @@ def price_held(buf, hw_params, hw_stats):
 
 
 @numba.njit(cache=True, inline="always")
+def must_price_before(buf, n_devices, layer, row_len):
+    """Whether the rows held must be priced (:func:`price_rows`) before a row of at most
+    ``row_len`` writes in ``layer`` opens: it might not fit, or they belong to another
+    layer. The per-row steps take only the buffer (and scalars): numba increments and
+    decrements the reference count of each array passed to an inlined function, atomically,
+    at every call unless the whole body uses it to the end, so a kernel's row loop calls
+    these and :func:`price_rows` (not inlined) only when a batch is full."""
+    cap = row_capacity(buf, n_devices)
+    held = buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0
+    room = (min(row_len, cap) + BLOCK - 1) // BLOCK * BLOCK
+    return held and (int(buf[_CURSOR]) + room > cap or int(buf[_LAYER]) != layer)
+
+
+@numba.njit(cache=True, inline="always")
+def begin_row(buf, layer):
+    """Open a row in ``layer`` (after :func:`must_price_before`); returns its first slot
+    (relative to :func:`layout`'s starts)."""
+    buf[_LAYER] = layer
+    return int(buf[_CURSOR])
+
+
+@numba.njit(cache=True)
+def price_rows(buf, hw_params, hw_stats):
+    """Price the closed rows held (the open row's writes stay)."""
+    _price(buf, hw_params, hw_stats, False)
+
+
+@numba.njit(cache=True, inline="always")
 def open_row(buf, hw_params, hw_stats, layer, row_len):
     """Start a row of at most ``row_len`` writes in ``layer``; returns its first slot
     (relative to :func:`layout`'s starts). Prices the rows held first if the row might not
     fit or they belong to another layer."""
-    n_dev = hw_params.shape[0]
-    cap = row_capacity(buf, n_dev)
-    held = buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0
-    room = (min(row_len, cap) + BLOCK - 1) // BLOCK * BLOCK
-    if held and (int(buf[_CURSOR]) + room > cap or int(buf[_LAYER]) != layer):
-        _price(buf, hw_params, hw_stats, False)
-    buf[_LAYER] = layer
-    return int(buf[_CURSOR])
+    if must_price_before(buf, hw_params.shape[0], layer, row_len):
+        price_rows(buf, hw_params, hw_stats)
+    return begin_row(buf, layer)
 
 
 @numba.njit(cache=True, inline="always")
@@ -185,31 +208,44 @@ def push_write(buf, hw_params, hw_stats, layer, w_old, w_new):
 
 
 @numba.njit(cache=True, inline="always")
+def records_full(buf, n_devices):
+    """Whether the row records are full (rows without slots: a long row priced in pieces):
+    :func:`price_rows` before :func:`close_row`."""
+    return int(buf[_ROWS]) >= row_capacity(buf, n_devices)
+
+
+@numba.njit(cache=True, inline="always")
+def close_row(buf, n_devices, layer, row_n):
+    """Close the open row (``buf[0]`` writes) of a buffer with devices (see
+    :func:`end_row`)."""
+    m = int(buf[_M])
+    cap = row_capacity(buf, n_devices)
+    base = _HEAD + n_devices
+    r = int(buf[_ROWS])
+    if m == 0 and row_n == 0:
+        for d in range(n_devices):  # a row of no writes: nothing carries over
+            buf[_HEAD + d] = 0.0
+    else:
+        at_rows = base + 4 * cap
+        buf[_ix(at_rows + 2 * r)] = m
+        buf[_ix(at_rows + 2 * r + 1)] = row_n
+        buf[_ROWS] = r + 1.0
+        # the row is padded to whole blocks, whose maxima the pricing keeps (tally_batch)
+        cur = int(buf[_CURSOR])
+        m_pad = (m + BLOCK - 1) // BLOCK * BLOCK
+        _zero(buf, base, cap, cur + m, cur + m_pad)
+        buf[_CURSOR] = cur + m_pad
+        buf[_LAYER] = layer
+    buf[_M] = 0.0
+
+
+@numba.njit(cache=True, inline="always")
 def end_row(buf, hw_params, hw_stats, layer, row_n):
     """Close the open row (``buf[0]`` writes): it is priced with the rows held, one
     ``tally_row`` per device if ``row_n`` (the writes that changed a weight) is positive."""
-    m = int(buf[_M])
     n_dev = hw_params.shape[0]
-    if n_dev == 0:  # nothing is priced: nothing is held
-        buf[_M] = 0.0
-        return
-    if m == 0 and row_n == 0:
-        for d in range(n_dev):  # a row of no writes: nothing carries over
-            buf[_HEAD + d] = 0.0
-        return
-    cap = row_capacity(buf, n_dev)
-    if int(buf[_ROWS]) >= cap:  # the row records are full (rows without slots)
-        _price(buf, hw_params, hw_stats, False)
-    r = int(buf[_ROWS])
-    base = _HEAD + n_dev
-    at_rows = base + 4 * cap
-    buf[at_rows + 2 * r] = m
-    buf[at_rows + 2 * r + 1] = row_n
-    buf[_ROWS] = r + 1.0
-    # the row is padded to whole blocks, whose maxima the pricing keeps (see tally_batch)
-    cur = int(buf[_CURSOR])
-    m_pad = (m + BLOCK - 1) // BLOCK * BLOCK
-    _zero(buf, base, cap, cur + m, cur + m_pad)
-    buf[_CURSOR] = cur + m_pad
-    buf[_M] = 0.0
-    buf[_LAYER] = layer
+    if n_dev > 0 and records_full(buf, n_dev):
+        price_rows(buf, hw_params, hw_stats)
+    if n_dev > 0:
+        close_row(buf, n_dev, layer, row_n)
+    buf[_M] = 0.0  # nothing is priced without devices: nothing is held

@@ -334,14 +334,14 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         if k2 >= 0:
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
-            n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, True)
+            n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
         _write_layer(w2, h, post2, lr2, k2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
                      counts2, hw_params, hw_stats, in_loop_device, row_buf)
         n1 = all1
         if k1 >= 0:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
-            n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, True)
+            n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
         _write_layer(w1, xs, dh, lr1, k1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
                      counts1, hw_params, hw_stats, in_loop_device, row_buf)
     price_held(row_buf, hw_params, hw_stats)

@@ -459,7 +459,56 @@ def topk_row_range(p, sb, nb, c_take, c_cand):
             0 if q_cand >= nb else sb[max(q_cand, 0)])
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
+def _select_rows(a, b, t_lo, t_hi, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand,
+                 n_cols, threshold, ties, sel_i, sel_j, n_sel, ordered, bitmap):
+    """The selected columns of rows rows[t_lo:t_hi] after :func:`topk_prepare` (the ws
+    arrays and ws.state values passed in, ``ties`` the tied products still to take),
+    appended to ``sel_j`` from ``n_sel`` on, and their row to ``sel_i`` unless it is empty.
+    Selected: every product above the threshold and the first ``ties`` equal to it in
+    row-major order, so rows must be read in ascending order. Columns come in ascending
+    order in the scan mode or with ``ordered``, else by band. Returns (n_sel, ties left).
+    One call for all rows: an inlined call per row would cost an atomic increment and
+    decrement of every array's reference count per row."""
+    for t in range(t_lo, t_hi):
+        i = rows[t]
+        ai = a[i]
+        start = n_sel
+        if mode == MODE_BANDS:
+            q_take = c_take - qa[i]
+            q_cand = c_cand - qa[i]
+            n_take = 0 if q_take >= nb else sb[max(q_take, 0)]
+            n_all = 0 if q_cand >= nb else sb[max(q_cand, 0)]
+            for u in range(n_take):
+                sel_j[n_sel] = col_order[u]
+                n_sel += 1
+            # within a bin, columns ascend, so tied products in a row are met in column order
+            for u in range(n_take, n_all):
+                j = col_order[u]
+                prod = ai * b[j]
+                if prod > threshold or (prod == threshold and ties > 0):
+                    if prod == threshold:
+                        ties -= 1
+                    sel_j[n_sel] = j
+                    n_sel += 1
+        elif mode == MODE_SCAN:
+            for u in range(n_cols):
+                j = cols[u]
+                prod = ai * b[j]
+                if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
+                    if prod == threshold:
+                        ties -= 1
+                    sel_j[n_sel] = j
+                    n_sel += 1
+        if sel_i.shape[0] > 0:
+            for v in range(start, n_sel):
+                sel_i[v] = i
+        if ordered and mode == MODE_BANDS and n_sel - start > 1:
+            _sort_row(sel_j, start, n_sel, bitmap)
+    return n_sel, ties
+
+
+@numba.njit(cache=True)
 def topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand, n_cols,
              threshold, ties, out):
     """The selected columns of row rows[t] after :func:`topk_prepare` (the ws arrays and
@@ -467,33 +516,9 @@ def topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand, n
     ``out``; returns (their number, ties left). Selected: every product above the
     threshold and the first ``ties`` equal to it in row-major order, so rows must be read
     in ascending order. Columns come in ascending order in the scan mode, else by band."""
-    i = rows[t]
-    ai = a[i]
-    cnt = 0
-    if mode == MODE_BANDS:
-        n_take, n_all = topk_row_range(qa[i], sb, nb, c_take, c_cand)
-        for u in range(n_take):
-            out[u] = col_order[u]
-        cnt = n_take
-        # within a bin, columns ascend, so tied products in a row are met in column order
-        for u in range(n_take, n_all):
-            j = col_order[u]
-            prod = ai * b[j]
-            if prod > threshold or (prod == threshold and ties > 0):
-                if prod == threshold:
-                    ties -= 1
-                out[cnt] = j
-                cnt += 1
-    elif mode == MODE_SCAN:
-        for u in range(n_cols):
-            j = cols[u]
-            prod = ai * b[j]
-            if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
-                if prod == threshold:
-                    ties -= 1
-                out[cnt] = j
-                cnt += 1
-    return cnt, ties
+    return _select_rows(a, b, t, t + 1, rows, cols, qa, sb, col_order, mode, nb, c_take,
+                        c_cand, n_cols, threshold, ties, np.empty(0, np.int64), out, 0, False,
+                        np.empty(0, np.uint64))
 
 
 @numba.njit(cache=True)
@@ -510,13 +535,7 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     threshold = ws.threshold[0]
     rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
     bitmap = ws.bitmap
-    n_sel = 0
-    for t in range(n_rows):
-        cnt, ties = topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand,
-                             n_cols, threshold, ties, sel_j[n_sel:])
-        if cnt > 0:
-            sel_i[n_sel:n_sel + cnt] = rows[t]
-            if ordered and mode == MODE_BANDS and cnt > 1:
-                _sort_row(sel_j, n_sel, n_sel + cnt, bitmap)
-            n_sel += cnt
+    n_sel, ties = _select_rows(a, b, 0, n_rows, rows, cols, qa, sb, col_order, mode, nb,
+                               c_take, c_cand, n_cols, threshold, ties, sel_i, sel_j, 0, ordered,
+                               bitmap)
     return n_sel
