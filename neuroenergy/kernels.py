@@ -235,9 +235,10 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
     """:func:`write_pairs` of every pair, row by row, with float weights and hardware
     tallies: the same weights, counts and tallies (the same uniforms in the same order) as
     ``_write_pairs_impl`` over all pairs, without its per-write row bookkeeping. A row whose
-    changes are all nonzero (the rule: leaky-ReLU errors and centred inputs) is written,
-    metered and copied into the row buffer in one vectorised loop; the meter's sums are the
-    same terms added in another order (~1e-16 relative). Other rows go write by write.
+    changes are all nonzero but for the columns of zero error (the rule: leaky-ReLU errors,
+    centred inputs, a clamped bias unit) is written, metered and copied into the row buffer
+    in one vectorised loop per run of nonzero errors; the meter's sums are the same terms
+    added in another order (~1e-16 relative). Other rows go write by write.
     ``row_buf`` must hold a whole row (``new_row_buffer(hw_params, n_out)`` or larger); the
     rows it leaves there are priced by the caller's ``row_tally.price_held``."""
     n_in, n_out = w.shape
@@ -247,10 +248,21 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
     key = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
     n_drawn = 0
     draw_u = n_dev > 0 and draws_uniforms(row_buf)
-    # if |p| * min|post| is nonzero, so is every p * post[j] (rounding is monotone)
+    # the columns with post[j] != 0, as runs [seg[2 s], seg[2 s + 1]): a zero error (the
+    # clamped bias unit's) must not send every row write by write. If |p| times the
+    # smallest nonzero |post| is nonzero, so is every p * post[j] of the runs (rounding is
+    # monotone)
+    seg = np.empty(n_out + 1, np.int64)
+    n_seg = 0
     min_post = np.inf
     for j in range(n_out):
-        min_post = min(min_post, abs(np.float64(post[j])))
+        v = abs(np.float64(post[j]))
+        if v != 0.0:
+            min_post = min(min_post, v)
+            if n_seg == 0 or seg[2 * n_seg - 1] != j:
+                seg[2 * n_seg] = j
+                n_seg += 1
+            seg[2 * n_seg - 1] = j + 1
     n_writes = meter_i[layer]
     m1 = meter_f[layer, MF_M1]
     m1_pot = meter_f[layer, MF_M1_POT]
@@ -267,19 +279,24 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
         at_o = at_old + cur
         at_n = at_new + cur
         if abs(p) * min_post != 0.0:
-            for j in range(n_out):
-                dw = p * np.float64(post[j])
-                w_old = w[i, j]
-                w[i, j] = w_old + p32 * post[j]
-                counts[i, j] += 1
-                m1 += abs(dw)
-                m1_pot += dw if dw > 0.0 else 0.0
-                row_buf[_ix(at_o + j)] = np.float64(w_old)
-                row_buf[_ix(at_n + j)] = np.float64(w_old) + dw
-            if alpha >= 0.0:
-                for j in range(n_out):
-                    m_alpha += abs(p * np.float64(post[j])) ** alpha
-            held = n_out
+            for s in range(n_seg):
+                j0 = seg[2 * s]
+                at_os = at_o + held - j0
+                at_ns = at_n + held - j0
+                for jj in range(j0, seg[2 * s + 1]):
+                    j = _ix(jj)  # unsigned: no wrap-around select, contiguous vector loads
+                    dw = p * np.float64(post[j])
+                    w_old = w[i, j]
+                    w[i, j] = w_old + p32 * post[j]
+                    counts[i, j] += 1
+                    m1 += abs(dw)
+                    m1_pot += dw if dw > 0.0 else 0.0
+                    row_buf[_ix(at_os + jj)] = np.float64(w_old)
+                    row_buf[_ix(at_ns + jj)] = np.float64(w_old) + dw
+                if alpha >= 0.0:
+                    for jj in range(j0, seg[2 * s + 1]):
+                        m_alpha += abs(p * np.float64(post[_ix(jj)])) ** alpha
+                held += seg[2 * s + 1] - j0
         else:
             for j in range(n_out):
                 dw = p * np.float64(post[j])
