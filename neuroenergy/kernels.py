@@ -144,6 +144,10 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     if n_sel <= 0:  # nothing selected: touch nothing (the buffers hold stale pairs)
         return
     n_dev = hw_params.shape[0]
+    if in_loop_device < 0 and w.shape[1] <= layout(row_buf, n_dev)[3]:
+        _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i,
+                         meter_f, counts, hw_params, hw_stats, row_buf)
+        return
     lr32 = np.float32(lr)
     row_n = 0
     current_row = -1
@@ -223,6 +227,71 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
                 row_buf[at_u + cur + held] = _uniform_at(key, n_drawn)
                 n_drawn += 1
             held += 1
+    meter_i[layer] = n_writes
+    meter_f[layer, MF_M1] = m1
+    meter_f[layer, MF_M1_POT] = m1_pot
+    meter_f[layer, MF_MALPHA] = m_alpha
+
+
+@numba.njit(cache=True)
+def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
+                     counts, hw_params, hw_stats, row_buf):
+    """:func:`_write_pairs_impl` for float weights and a buffer that holds a whole row:
+    the same writes, meter sums (in the same order), buffered writes and uniforms, a row
+    at a time (a tight loop over the row's columns, the row bookkeeping once per row)
+    instead of testing for a new row at every write."""
+    n_dev = hw_params.shape[0]
+    lr32 = np.float32(lr)
+    at_old, at_new, at_u, cap = layout(row_buf, n_dev)
+    key = np.uint64(np.random.randint(1, 2**62)) if n_dev > 0 else np.uint64(1)
+    n_drawn = 0
+    draw_u = n_dev > 0 and draws_uniforms(row_buf)
+    n_writes = meter_i[layer]
+    m1 = meter_f[layer, MF_M1]
+    m1_pot = meter_f[layer, MF_M1_POT]
+    m_alpha = meter_f[layer, MF_MALPHA]
+    t = 0
+    while t < n_sel:
+        i = sel_i[t]
+        t_end = t + 1
+        while t_end < n_sel and sel_i[t_end] == i:
+            t_end += 1
+        p = -lr * np.float64(pre[i])
+        p32 = np.float32(-lr32 * pre[i])
+        cur = 0
+        if n_dev > 0:
+            if must_price_before(row_buf, n_dev, layer, t_end - t):
+                price_rows(row_buf, hw_params, hw_stats)
+            cur = begin_row(row_buf, layer)
+        at_o = at_old + cur
+        at_n = at_new + cur
+        held = 0
+        for q in range(t, t_end):
+            j = sel_j[q]
+            dw = p * np.float64(post[j])
+            if dw == 0.0:
+                continue
+            w_old = w[i, j]
+            w[i, j] = w_old + p32 * post[j]
+            m1 += abs(dw)
+            m1_pot += dw if dw > 0.0 else 0.0
+            if alpha >= 0.0:
+                m_alpha += abs(dw) ** alpha
+            counts[i, j] += 1
+            row_buf[_ix(at_o + held)] = np.float64(w_old)
+            row_buf[_ix(at_n + held)] = np.float64(w_old) + dw
+            held += 1
+        n_writes += held
+        if n_dev > 0 and held > 0:
+            if draw_u:
+                for u in range(held):  # one draw per write, in write order
+                    row_buf[_ix(at_u + cur + u)] = _uniform_at(key, n_drawn + u)
+                n_drawn += held
+            row_buf[0] = held
+            if records_full(row_buf, n_dev):
+                price_rows(row_buf, hw_params, hw_stats)
+            close_row(row_buf, n_dev, layer, held)
+        t = t_end
     meter_i[layer] = n_writes
     meter_f[layer, MF_M1] = m1
     meter_f[layer, MF_M1_POT] = m1_pot
