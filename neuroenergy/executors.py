@@ -72,9 +72,29 @@ def _died_record(task, why):
 
 
 def _cost(task):
-    """Sort key, largest networks first (the pool then ends on short runs)."""
-    hidden = task["config"]["hidden"]
-    return -(sum(hidden) if isinstance(hidden, list) else hidden)
+    """Sort key: largest networks first, and at one size the rules that write the largest
+    share of the synapses per sample (the pool then ends on short runs: a smaller
+    makespan; every write is priced, so at one size the densest rule is the longest)."""
+    config = task["config"]
+    hidden = config["hidden"]
+    size = sum(hidden) if isinstance(hidden, list) else hidden
+    return -size, -_write_share(config.get("rule"), size)
+
+
+def _write_share(rule, size):
+    """Rough share of the synapses a rule writes per sample (1 for backprop): its input
+    fraction times its plastic units' share of the network; 1 if it cannot be told."""
+    if not isinstance(rule, dict):  # RunConfig.to_dict: {"name": ..., params...}
+        return 1.0
+    share = rule.get("p", 1.0)
+    k = rule.get("k")
+    try:
+        share = float(share if share is not None else 1.0)
+        if k is not None:
+            share *= min(1.0, float(k) / max(size, 1))
+    except (TypeError, ValueError):
+        return 1.0
+    return share
 
 
 def _tasks(points, store_weights):

@@ -308,3 +308,20 @@ def test_missing_data_set_fails_before_the_file_is_made(tmp_path, capsys):
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "r.h5")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "r.h5").exists()
+
+
+def test_pool_starts_with_the_largest_and_densest_runs():
+    """The local pool's queue (and Dask's submission order): larger networks first, and at
+    one size the rules that write the most synapses per sample, so the longest runs start
+    first and the pool ends on short ones."""
+    from neuroenergy.compare import compare_rules
+    from neuroenergy.config import RunConfig
+    from neuroenergy.executors import _cost
+    tasks = [{"config": RunConfig(rule=rule, hidden=hidden).to_dict()}
+             for hidden in (20, 100) for rule in compare_rules(hidden)]
+    order = [(t["config"]["hidden"], t["config"]["rule"]["name"])
+             for t in sorted(tasks, key=_cost)]
+    assert order == [(100, "backprop"), (100, "path"), (100, "combined"),
+                     (100, "top-fraction"), (20, "backprop"), (20, "path"), (20, "combined"),
+                     (20, "top-fraction")]
+    assert _cost({"config": {"hidden": [50, 50], "rule": "not a dict"}}) == (-100, -1.0)
