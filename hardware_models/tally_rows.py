@@ -72,10 +72,9 @@ def _opaque(typingctx, x):
 
 
 @numba.njit(cache=True, inline="always")
-def _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep):
-    """Add a row's sums shared by every kind to the statistics of (layer, device)."""
-    hw_stats[layer, d, STAT_WRITES] += float(n)
-    hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+def _store_device_sums(hw_stats, layer, d, n, noop_n, noop_dw, size_pot, size_dep):
+    """Add the sums of ``n`` writes that every kind keeps to the statistics of (layer,
+    device); their count, |dw| and clipping come from the rows' summaries (tally_batch)."""
     hw_stats[layer, d, STAT_NOOP] += noop_n
     hw_stats[layer, d, STAT_NOOP_ABS_DW] += noop_dw
     hw_stats[layer, d, STAT_CHANGED] += float(n) - noop_n
@@ -144,15 +143,10 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
     # cent) take the full way. One flat loop, its sums in vector registers throughout: a
     # loop per block would reduce them across the vector lanes at every block
     inv_bound, u_on, threshold = _analog_bounds(hw_params, d)
-    abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
-    clipped = 0.0
     for t in range(lo, hi):
-        wn = vals[_ix(at_new + t)]
-        adw = abs(wn - vals[_ix(at_old + t)])
-        abs_dw += adw
-        clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+        adw = abs(vals[_ix(at_new + t)] - vals[_ix(at_old + t)])
         lost = adw * inv_bound + u_on * vals[_ix(at_u + t)] < threshold
         noop_dw += _sel(lost, adw, 0.0)
         noop_n += _sel(lost, 1.0, 0.0)
@@ -192,12 +186,11 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
         vals[_ix(at_size + blk)] = _float_of(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(hi - lo - n)  # the padding: writes from 0 to 0
-    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, size_pot, size_dep)
+    _store_device_sums(hw_stats, layer, d, n, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
     hw_stats[layer, d, STAT_G_DEP] += g_dep
     hw_stats[layer, d, STAT_REFRESH] += refresh_n
     hw_stats[layer, d, STAT_REFRESH_PULSES] += refresh_p
-    hw_stats[layer, d, STAT_CLIPPED] += clipped
     return _float_of(largest)
 
 
@@ -215,12 +208,10 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
     encoding = int(hw_params[d, P_ENCODING])
     lsb, lo, hi = _digital_codes(w_max, bits, encoding)
     inv_lsb = _opaque(1.0 / lsb)
-    abs_dw = 0.0
     noop_n = 0.0
     noop_dw = 0.0
     set_n = 0
     reset_n = 0
-    clipped = 0.0
     largest = 0
     # (a flat loop over every slot that keeps each write's flipped bits for the block
     # maxima measured slower here: 2.8 against 2.0 ns a write)
@@ -231,8 +222,6 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
             wo = vals[_ix(at_old + t)]
             wn = vals[_ix(at_new + t)]
             adw = abs(wn - wo)
-            abs_dw += adw
-            clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
             if by_product:
                 x_old = wo * inv_lsb
                 x_new = wn * inv_lsb
@@ -253,9 +242,8 @@ def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, 
         sizes[_ix(at_size + blk)] = float(block_largest)
         largest = _sel(block_largest > largest, block_largest, largest)
     noop_n -= float(n_pad - n)
-    _store_row_sums(hw_stats, layer, d, n, abs_dw, noop_n, noop_dw, float(set_n),
-                    float(reset_n))
-    hw_stats[layer, d, STAT_CLIPPED] += clipped
+    _store_device_sums(hw_stats, layer, d, n, noop_n, noop_dw, float(set_n),
+                       float(reset_n))
     return float(largest)
 
 
@@ -397,9 +385,14 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
         elif by_blocks:
             _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, 0, n_pad,
                          n, at_size, scratch)
-        # sums of the rows priced from their summaries, and tally_row's terms
+        # every write's count and |dw| (and clipping: analog and digital) come from the
+        # rows' summaries; so do the other sums of biology and of rows that cannot pulse
+        priced = analog or by_blocks or kind == KIND_BIOLOGY
+        clips = analog or kind == KIND_DIGITAL
         writes = 0.0
         abs_dw = 0.0
+        clipped = 0.0
+        summed = 0.0  # writes whose noop / pot / dep sums come from the summaries
         noop_n = 0.0
         noop_dw = 0.0
         pot = 0.0
@@ -416,9 +409,15 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
             n_blocks = (m + BLOCK - 1) // BLOCK
             at = at_sums + N_SUM * r
             largest = 0.0
-            if kind == KIND_BIOLOGY:
+            if priced:
                 writes += float(m)
                 abs_dw += vals[_ix(at + SUM_ABS_DW)]
+            if clips and not vals[_ix(at + SUM_MAX_W)] <= w_max:  # some write may clip
+                for t in range(lo, lo + m):
+                    wn = vals[_ix(at_new + t)]
+                    clipped += _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
+            if kind == KIND_BIOLOGY:
+                summed += float(m)
                 noop_n += vals[_ix(at + SUM_ZERO)]
                 pot += vals[_ix(at + SUM_POS)]
                 dep += vals[_ix(at + SUM_NEG)]
@@ -430,8 +429,7 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
                 if (vals[_ix(at + SUM_MAX_DW)] * inv_bound < threshold
                         and vals[_ix(at + SUM_MAX_W)] <= w_max):
                     # no write can reach a pulse and none is clipped: all lost updates
-                    writes += float(m)
-                    abs_dw += vals[_ix(at + SUM_ABS_DW)]
+                    summed += float(m)
                     noop_n += float(m)
                     noop_dw += vals[_ix(at + SUM_ABS_DW)]
                 else:
@@ -453,8 +451,11 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
                 row_max += largest
                 row_nw_max += changed * largest
                 active += _sel(largest > 0.0, 1.0, 0.0)
-        if writes > 0.0:
-            _store_row_sums(hw_stats, layer, d, writes, abs_dw, noop_n, noop_dw, pot, dep)
+        hw_stats[layer, d, STAT_WRITES] += writes
+        hw_stats[layer, d, STAT_ABS_DW] += abs_dw
+        hw_stats[layer, d, STAT_CLIPPED] += clipped
+        if summed > 0.0:
+            _store_device_sums(hw_stats, layer, d, summed, noop_n, noop_dw, pot, dep)
         hw_stats[layer, d, STAT_ROWS] += rows
         hw_stats[layer, d, STAT_ROWS_ACTIVE] += active
         hw_stats[layer, d, STAT_ROW_WRITES] += row_writes
