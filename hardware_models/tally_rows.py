@@ -124,10 +124,11 @@ def _analog_bounds(hw_params, d):
 
 @numba.njit(cache=True, inline="always")
 def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, hi, n,
-                 at_size, flags):
+                 at_size, flags, go):
     """Price slots [lo, hi) (whole blocks, ``n`` writes and then zero padding) on analog
     device d; stores each block's largest pulse count at ``vals[at_size + block]`` and
-    returns the largest. ``flags``: uint8 scratch of at least hi - lo entries."""
+    returns the largest. Scratch: ``flags`` (uint8) of at least hi - lo entries, ``go``
+    (int64) of at least 2 (hi - lo)."""
     w_max = hw_params[d, P_W_MAX]
     q3 = hw_params[d, P_DW_POT]
     q4 = hw_params[d, P_DW_DEP]
@@ -157,34 +158,42 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
     g_dep = 0.0
     refresh_n = 0.0
     refresh_p = 0.0
-    largest = 0
-    words = flags.view(np.uint64)  # a block's 16 flags are two words
+    # the writes that may reach a pulse, listed from the flags (eight to a word)...
+    n_go = 0
+    words = flags.view(np.uint64)
+    for at_word in range((hi - lo) // 8):
+        word = words[_ix(at_word)]
+        while word != 0:
+            # flags are 0 or 1: each set byte holds one bit, at 8 times its index
+            k = _popcount(np.int64((word & (~word + np.uint64(1))) - np.uint64(1))) >> 3
+            word &= word - np.uint64(1)
+            go[_ix(n_go)] = lo + 8 * at_word + k
+            n_go += 1
+    # ... then their full arithmetic in one loop (branch-free: vectorised, with gathers)
+    half = go.shape[0] // 2
+    for q in range(n_go):
+        t = go[_ix(q)]
+        (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
+         ) = _analog_write(vals[_ix(at_old + t)], vals[_ix(at_new + t)], vals[_ix(at_u + t)],
+                           w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max)
+        noop_n += noop
+        noop_dw += noop_adw
+        size_pot += pot_n
+        size_dep += dep_n
+        g_pot += g_p
+        g_dep += g_d
+        refresh_n += hazard
+        refresh_p += refresh
+        go[_ix(half + q)] = bits
+    # each block's largest pulse count (0 where no write may pulse)
     for blk in range(lo // BLOCK, hi // BLOCK):
-        b0 = blk * BLOCK
-        block_largest = 0
-        for half in range(2):
-            word = words[_ix((b0 - lo) // 8 + half)]
-            while word != 0:
-                # flags are 0 or 1: each set byte holds one bit, at 8 times its index
-                k = 8 * half + (_popcount(np.int64((word & (~word + np.uint64(1)))
-                                                   - np.uint64(1))) >> 3)
-                word &= word - np.uint64(1)
-                t = b0 + k
-                (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
-                 ) = _analog_write(vals[_ix(at_old + t)], vals[_ix(at_new + t)],
-                                   vals[_ix(at_u + t)], w_max, q3, q4, rule, pair,
-                                   inv_g_scale, inv_w_max)
-                noop_n += noop
-                noop_dw += noop_adw
-                size_pot += pot_n
-                size_dep += dep_n
-                g_pot += g_p
-                g_dep += g_d
-                refresh_n += hazard
-                refresh_p += refresh
-                block_largest = _sel(bits > block_largest, bits, block_largest)
-        vals[_ix(at_size + blk)] = _float_of(block_largest)
-        largest = _sel(block_largest > largest, block_largest, largest)
+        vals[_ix(at_size + blk)] = 0.0
+    largest = 0
+    for q in range(n_go):
+        at = at_size + go[_ix(q)] // BLOCK
+        bits = go[_ix(half + q)]
+        vals[_ix(at)] = _float_of(max(bits, _bits_of(vals[_ix(at)])))
+        largest = max(largest, bits)
     noop_n -= float(hi - lo - n)  # the padding: writes from 0 to 0
     _store_device_sums(hw_stats, layer, d, n, noop_n, noop_dw, size_pot, size_dep)
     hw_stats[layer, d, STAT_G_POT] += g_pot
@@ -364,7 +373,9 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
     d's maximum over the priced pieces of a row longer than the buffer: row 0 of a batch
     with closed rows takes it (and clears it); the open piece adds to it."""
     _summarise_rows(vals, at_old, at_new, at_rows, n_rows, n, at_sums)
-    scratch = np.empty(n_pad, np.uint8)  # per write: may it reach a pulse (analog)
+    # analog scratch: per write, may it reach a pulse; those writes and their pulses
+    flags = np.empty(n_pad, np.uint8)
+    go = np.empty(2 * n_pad, np.int64)
     for d in range(d_lo, d_hi):
         kind = int(hw_params[d, P_KIND])
         analog = kind == KIND_ANALOG
@@ -384,7 +395,7 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
                               n_pad, vals, at_size, False)
         elif by_blocks:
             _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, 0, n_pad,
-                         n, at_size, scratch)
+                         n, at_size, flags, go)
         # every write's count and |dw| (and clipping: analog and digital) come from the
         # rows' summaries; so do the other sums of biology and of rows that cannot pulse
         priced = analog or by_blocks or kind == KIND_BIOLOGY
@@ -435,7 +446,7 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
                 else:
                     largest = _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new,
                                            at_u, lo, lo + n_blocks * BLOCK, m, at_size,
-                                           scratch)
+                                           flags, go)
             held += m
             lo += n_blocks * BLOCK
             if r == n_rows:  # the open piece: its maximum carries to the row's end
