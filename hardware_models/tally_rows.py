@@ -1,12 +1,22 @@
-"""Weight writes priced on one device in one vectorised loop: what the training kernels call
-(through ``neuroenergy/row_tally.py``, a batch of rows at a time) instead of ``tally_write``
-per device and write.
+"""Weight writes priced a batch of rows at a time on every device: what the training kernels
+call (through ``neuroenergy/row_tally.py``) instead of ``tally_write`` per device and write.
 
-Each device kind has one loop over blocks of 16 writes; its parameters are read once, the
-writes take no branches (rounding rules and pair mode are selects, so one loop per kind is
-compiled; the analog loop branches once per block, to skip the pulse arithmetic of a block in
-which no write can reach a pulse) and its sums live in vector registers (compiled with
-reassociation allowed, so LLVM vectorises the reductions).
+A batch is first summarised row by row, once for every device (count, sum |dw|, signed
+sums, largest |dw| and |w_new|). Biology devices are priced from the summaries alone; so
+are the rows of an analog device with deterministic rounding in which no write can reach a
+pulse (most rows of coarse devices), and every device's counts, |dw| and clipping. What is
+left goes write by write: a digital device in one loop over blocks of 16 writes; a
+stochastic analog device in one flat pass that flags the writes that may reach a pulse,
+then one branch-free loop over those few. Parameters are read once, the per-write loops take
+no branches (rounding rules and pair mode are selects) and their sums live in vector
+registers (compiled with reassociation allowed, so LLVM vectorises the reductions).
+
+Speed rules learnt here (each measured): index with unsigned integers (``tally._ix``:
+numba's wrap-around for negative indices makes LLVM gather every load); pass no array to an
+inlined function inside a per-row loop (numba then increments and decrements its reference
+count atomically, ~10 ns, per row and array); keep reciprocals opaque (:func:`_opaque`) or
+fast-math folds them back into a division per write.
+
 Per write, every quantity is computed exactly as by ``tally.tally_write``, from the same
 building blocks: counts, pulses, flipped bits and row maxima are identical; sums of
 non-integer values (|dw|, conductance-weighted pulses, refresh hazards) are the same terms

@@ -4,11 +4,14 @@ A kernel puts every write of a row (old weight, new weight, float64) into a flat
 closes the row when it moves on. Closed rows pile up back to back, each padded with zero
 writes to whole blocks of 16 slots; when the buffer is full,
 when the layer changes, or when the kernel is done (:func:`price_held`), one call of
-``hardware_models.tally_rows.tally_batch`` prices them all: a vectorised loop per device over
-every write held, then each row's maximum from the block maxima that loop stored. A device's
+``hardware_models.tally_rows.tally_batch`` prices them all (see there). A device's
 statistics are thus updated once per batch instead of once per row, which is what a short row
 (top-fraction, ~10 writes) used to cost most of. Counts, pulses, bits and row maxima are those
 of per-write calls; float sums agree to ~1e-15 (``tests/hardware_models/test_hw_row_tally.py``).
+
+A kernel's row loop uses the steps :func:`must_price_before` / :func:`price_rows` /
+:func:`begin_row` and :func:`records_full` / :func:`close_row`, which take the buffer alone
+(and scalars) where they run every row; :func:`open_row` and :func:`end_row` bundle them.
 
 Buffer layout (float64, from :func:`new_row_buffer`), D devices, ``cap`` slots::
 

@@ -229,6 +229,49 @@ def test_row_buffer_splits_long_rows_without_changing_sums(cap):
         _same_stats(stats[0, d], want[d], d)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_batches_of_short_and_long_rows_priced_like_every_write(seed):
+    """Many rows in batches (16 to 1024 slots) on every kind of device, stochastic ones
+    included (with given uniforms): rows that no write of a coarse device can pulse (priced
+    from the rows' summaries), rows with writes near a pulse or beyond the range (write by
+    write), rows of lost updates (0 -> 0), rows longer than the buffer. Counts, pulses,
+    bits and row maxima exactly as one tally_write per write and tally_row per row."""
+    from neuroenergy.row_tally import end_row, new_row_buffer, price_held, push_write
+    rng = np.random.default_rng(seed)
+    names = ["rram-neurosim", "pcm", "ecram", "sram-22nm", "biology-low", "agsi"]
+    hw = pack_kernel_params([presets.get(n) if n.startswith("biology")
+                             else presets.get(n, w_max=0.5) for n in names])
+    buf = new_row_buffer(hw, 1, int(rng.choice([16, 64, 1024])))
+    stats = np.zeros((1, len(names), T.N_STATS))
+    want = np.zeros((len(names), T.N_STATS))
+    for _ in range(60):
+        m = int(rng.choice([1, 3, 10, 16, 17, 50, 100]))
+        wo = rng.normal(0.0, 0.15, m)
+        scale = rng.choice([1e-7, 1e-5, 1e-3, 3e-2])  # from far below a step to several
+        wn = wo + rng.normal(0.0, scale, m)
+        if rng.random() < 0.2:
+            wo[rng.random(m) < 0.3] = 0.55  # beyond the range: clipped
+        if rng.random() < 0.1:
+            wn = wo.copy()  # lost updates only
+        u = rng.random(m)
+        largest = np.zeros(len(names))
+        changed = 0
+        for t in range(m):
+            at = push_write(buf, hw, stats, 0, wo[t], wn[t])
+            buf[at] = u[t]
+            changed += wn[t] != wo[t]
+            for d in range(len(names)):
+                largest[d] = max(largest[d],
+                                 T.tally_write(hw[d], want[d], wo[t], wn[t], u[t]))
+        end_row(buf, hw, stats, 0, changed)
+        if changed:
+            for d in range(len(names)):
+                T.tally_row(hw[d], want[d], changed, largest[d])
+    price_held(buf, hw, stats)
+    for d, name in enumerate(names):
+        _same_stats(stats[0, d], want[d], name, int(hw[d, T.P_KIND]))
+
+
 @numba.njit(cache=True)
 def _seed_numba(seed):
     np.random.seed(seed)
