@@ -233,6 +233,18 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
     meter_f[layer, MF_MALPHA] = m_alpha
 
 
+@numba.njit(cache=True, inline="always")
+def _hold_row(row_buf, at_u, held, key, n_drawn, draw_u):
+    """Set the open row's write count to ``held`` and, when some device reads them, draw
+    its writes' uniforms (write numbers n_drawn on, into slots from ``at_u``); returns the
+    next write number. Takes the buffer alone: it runs every row (see row_tally)."""
+    if draw_u:
+        for t in range(held):  # one draw per write, in write order
+            row_buf[_ix(at_u + t)] = _uniform_at(key, n_drawn + t)
+    row_buf[0] = held
+    return n_drawn + held if draw_u else n_drawn
+
+
 @numba.njit(cache=True)
 def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
                      counts, hw_params, hw_stats, row_buf):
@@ -283,11 +295,7 @@ def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_
             held += 1
         n_writes += held
         if n_dev > 0 and held > 0:
-            if draw_u:
-                for u in range(held):  # one draw per write, in write order
-                    row_buf[_ix(at_u + cur + u)] = _uniform_at(key, n_drawn + u)
-                n_drawn += held
-            row_buf[0] = held
+            n_drawn = _hold_row(row_buf, at_u + cur, held, key, n_drawn, draw_u)
             if records_full(row_buf, n_dev):
                 price_rows(row_buf, hw_params, hw_stats)
             close_row(row_buf, n_dev, layer, held)
@@ -383,11 +391,7 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
                 held += 1
         n_writes += held
         if n_dev > 0 and held > 0:
-            if draw_u:
-                for t in range(held):  # one draw per write, in write order
-                    row_buf[_ix(at_u + cur + t)] = _uniform_at(key, n_drawn + t)
-                n_drawn += held
-            row_buf[0] = held
+            n_drawn = _hold_row(row_buf, at_u + cur, held, key, n_drawn, draw_u)
             if records_full(row_buf, n_dev):
                 price_rows(row_buf, hw_params, hw_stats)
             close_row(row_buf, n_dev, layer, held)
