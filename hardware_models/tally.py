@@ -145,13 +145,21 @@ _SNAP = 1e-4
 _JIT = dict(cache=True, inline="always")
 
 
-@numba.njit(**_JIT)
-def _ix(i):
-    """``i`` as an unsigned index. numba makes a signed index wrap around when negative;
-    LLVM cannot prove ``base + t`` non-negative, and that select turns the loads of a
-    vectorised loop into gathers, several times slower (~1.4 ns instead of ~0.4 ns a
-    write for a summary loop here)."""
-    return np.uint64(i)
+@intrinsic
+def _ix(typingctx, i):
+    """``i`` (an integer) as an unsigned index, the same bits. numba makes a signed index
+    wrap around when negative; LLVM cannot prove ``base + t`` non-negative, and that select
+    turns the loads of a vectorised loop into gathers, several times slower (~1.4 ns
+    instead of ~0.4 ns a write for a summary loop here). An intrinsic, not an inlined
+    function: numba's IR inlining at each of the many call sites cost seconds of
+    compilation."""
+    if not isinstance(i, types.Integer):
+        return None
+    sig = types.uint64(i)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], types.int64)
+    return sig, codegen
 
 
 @intrinsic

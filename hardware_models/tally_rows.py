@@ -132,7 +132,7 @@ def _analog_bounds(hw_params, d):
     return inv_bound, u_on, threshold
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(**_ROWS)  # called, not inlined: once per batch, and compiled once
 def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, hi, n,
                  at_size, flags, go):
     """Price slots [lo, hi) (whole blocks, ``n`` writes and then zero padding) on analog
@@ -213,14 +213,14 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
     return _float_of(largest)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(**_ROWS)  # called, not inlined: once per batch, and compiled once
 def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
                   sizes, at_size, by_product):
     """Price slots [0, n_pad) (``n`` writes, then zero padding) on digital device d; stores
     each block's largest count of flipped bits at ``sizes[at_size + block]``. With
-    ``by_product`` (a constant at each call: one loop each) weights are put in lsb units
-    by a product with 1 / lsb instead of a division, for an lsb that is a power of two,
-    whose reciprocal is exact: the same quotients, at a fraction of the cost."""
+    ``by_product`` (the same for every write: LLVM makes a loop of each) weights are put in
+    lsb units by a product with 1 / lsb instead of a division, for an lsb that is a power of
+    two, whose reciprocal is exact: the same quotients, at a fraction of the cost."""
     w_max = hw_params[d, P_W_MAX]
     rule = int(hw_params[d, P_ROUNDING])
     bits = int(hw_params[d, P_BITS])
@@ -358,8 +358,9 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
         batch[_ix(n_pad + t)] = vals[_ix(at_new + t)]
         batch[_ix(2 * n_pad + t)] = vals[_ix(at_u + t)]
     # the carry slot is that of device 0 of the range [d, d + 1)
-    tally_batch(hw_params, hw_stats, layer, batch, 0, n_pad, 2 * n_pad, at_size, n, n_pad,
-                at_rows, 0, at_carry - d, at_sums, d, d + 1)
+    zero = np.int64(0)
+    tally_batch(hw_params, hw_stats, layer, batch, zero, n_pad, 2 * n_pad, at_size, n, n_pad,
+                at_rows, zero, at_carry - d, at_sums, d, d + 1)
     return batch[at_carry]
 
 
@@ -397,15 +398,12 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
         if kind == KIND_DIGITAL:
             lsb, _, _ = _digital_codes(w_max, int(hw_params[d, P_BITS]),
                                        int(hw_params[d, P_ENCODING]))
-            if _is_power_of_two(lsb):
-                _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                              n_pad, vals, at_size, True)
-            else:
-                _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n,
-                              n_pad, vals, at_size, False)
+            _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
+                          vals, at_size, _is_power_of_two(lsb))
         elif by_blocks:
-            _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, 0, n_pad,
-                         n, at_size, flags, go)
+            # np.int64(0), not 0: a literal argument compiles the callee once more
+            _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u,
+                         np.int64(0), n_pad, n, at_size, flags, go)
         # every write's count and |dw| (and clipping: analog and digital) come from the
         # rows' summaries; so do the other sums of biology and of rows that cannot pulse
         priced = analog or by_blocks or kind == KIND_BIOLOGY
@@ -455,8 +453,8 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
                     noop_dw += vals[_ix(at + SUM_ABS_DW)]
                 else:
                     largest = _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new,
-                                           at_u, lo, lo + n_blocks * BLOCK, m, at_size,
-                                           flags, go)
+                                           at_u, np.int64(lo), lo + n_blocks * BLOCK, m,
+                                           at_size, flags, go)
             held += m
             lo += n_blocks * BLOCK
             if r == n_rows:  # the open piece: its maximum carries to the row's end

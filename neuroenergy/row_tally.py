@@ -124,9 +124,11 @@ def _price(buf, hw_params, hw_stats, piece):
     if layer >= 0 and (n > 0 or n_rows > 0):
         n_pad = min((n_slots + BLOCK - 1) // BLOCK * BLOCK, cap)
         _zero(buf, base, cap, n_slots, n_pad)
+        # typed constants (np.int64, np.bool_ below): a literal argument would compile the
+        # callee once more for every distinct constant, seconds each
         tally_batch(hw_params, hw_stats, layer, buf, base, base + cap, base + 2 * cap,
-                    base + 3 * cap, n, n_pad, at_rows, n_rows, _HEAD, base + 9 * cap + 2,
-                    0, n_dev)
+                    base + 3 * cap, n, n_pad, at_rows, n_rows, np.int64(_HEAD),
+                    base + 9 * cap + 2, np.int64(0), n_dev)
     if piece:
         buf[_M] = 0.0
     else:  # the open row's writes move to the front
@@ -142,7 +144,7 @@ def _price(buf, hw_params, hw_stats, piece):
 def price_held(buf, hw_params, hw_stats):
     """Price every closed row held (a kernel calls it before it returns)."""
     if buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0:
-        _price(buf, hw_params, hw_stats, False)
+        _price(buf, hw_params, hw_stats, np.bool_(False))
 
 
 @numba.njit(cache=True, inline="always")
@@ -170,7 +172,7 @@ def begin_row(buf, layer):
 @numba.njit(cache=True)
 def price_rows(buf, hw_params, hw_stats):
     """Price the closed rows held (the open row's writes stay)."""
-    _price(buf, hw_params, hw_stats, False)
+    _price(buf, hw_params, hw_stats, np.bool_(False))
 
 
 @numba.njit(cache=True, inline="always")
@@ -188,7 +190,7 @@ def flush_writes(buf, hw_params, hw_stats, layer):
     """Price what is held, the open row's writes so far included (for a row longer than
     the buffer); the row continues from slot 0."""
     buf[_LAYER] = layer
-    _price(buf, hw_params, hw_stats, True)
+    _price(buf, hw_params, hw_stats, np.bool_(True))
 
 
 @numba.njit(cache=True, inline="always")

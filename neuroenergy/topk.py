@@ -517,8 +517,8 @@ def topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand, n
     threshold and the first ``ties`` equal to it in row-major order, so rows must be read
     in ascending order. Columns come in ascending order in the scan mode, else by band."""
     return _select_rows(a, b, t, t + 1, rows, cols, qa, sb, col_order, mode, nb, c_take,
-                        c_cand, n_cols, threshold, ties, np.empty(0, np.int64), out, 0, False,
-                        np.empty(0, np.uint64))
+                        c_cand, n_cols, threshold, ties, np.empty(0, np.int64), out, t - t,
+                        mode != mode, np.empty(0, np.uint64))
 
 
 @numba.njit(cache=True)
@@ -535,7 +535,8 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     threshold = ws.threshold[0]
     rows, cols, qa, sb, col_order = ws.rows, ws.cols, ws.qa, ws.sb, ws.col_order
     bitmap = ws.bitmap
-    n_sel, ties = _select_rows(a, b, 0, n_rows, rows, cols, qa, sb, col_order, mode, nb,
-                               c_take, c_cand, n_cols, threshold, ties, sel_i, sel_j, 0, ordered,
-                               bitmap)
+    zero = n_rows - n_rows  # not a literal 0: that would compile _select_rows once more
+    n_sel, ties = _select_rows(a, b, zero, n_rows, rows, cols, qa, sb, col_order, mode, nb,
+                               c_take, c_cand, n_cols, threshold, ties, sel_i, sel_j, zero,
+                               ordered, bitmap)
     return n_sel
