@@ -13,8 +13,10 @@ per-column accumulator plus corrections for the rows whose input is zero, added 
 at once, and the forward pass accumulates in input order.
 
 With hardware tallies or a device in the loop, a second kernel runs: every write goes
-through :func:`kernels.write_pairs` in row-major order, as soon as it is decided (the tallies
-draw random numbers in that order). Runs without hardware never compile it.
+through a priced writer as soon as it is decided (``kernels.write_dense_priced`` for a dense
+layer, the pair writer of ``kernels.write_pairs`` for a selection), rows ascending; a selected
+row's columns come in the selection's order, which decides only which uniform of the
+stochastic-rounding stream each write gets. Runs without hardware never compile it.
 """
 import numba
 import numpy as np
