@@ -94,11 +94,10 @@ def _store_device_sums(hw_stats, layer, d, n, noop_n, noop_dw, size_pot, size_de
 
 @numba.njit(cache=True, inline="always")
 def _analog_write(wo, wn, u, w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max):
-    """One write's terms, as tally_write forms them: (|dw|, clipped, lost, lost |dw|,
-    potentiation pulses, depression pulses, pulses x conductance (pot, dep), refresh hazard,
-    refresh pulses, bit pattern of the pulse count)."""
+    """One write's terms, as tally_write forms them: (lost, lost |dw|, potentiation pulses,
+    depression pulses, pulses x conductance (pot, dep), refresh hazard, refresh pulses, bit
+    pattern of the pulse count). Its count, |dw| and clipping come from the row summaries."""
     adw = abs(wn - wo)
-    clipped = _sel((wn > w_max) | (wn < -w_max), 1.0, 0.0)
     a = _clip(wo, w_max)
     b = _clip(wn, w_max)
     change = b - a
@@ -110,7 +109,7 @@ def _analog_write(wo, wn, u, w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max):
     g_mid = _sel(pair, 0.5, 0.5 * ((a + w_max) + (b + w_max)) * inv_g_scale)
     hazard = size * step * inv_w_max  # pulses / capacity, capacity = w_max / step
     hazard = _sel(pair, _sel(hazard > 1.0, 1.0, hazard), 0.0)
-    return (adw, clipped, _sel(noop, 1.0, 0.0), _sel(noop, adw, 0.0), _sel(pot, size, 0.0),
+    return (_sel(noop, 1.0, 0.0), _sel(noop, adw, 0.0), _sel(pot, size, 0.0),
             _sel(pot, 0.0, size), _sel(pot, size * g_mid, 0.0), _sel(pot, 0.0, size * g_mid),
             hazard, hazard * _floor(_div(abs(b), step) + 0.5), _bits_of(size))
 
@@ -183,7 +182,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
     half = go.shape[0] // 2
     for q in range(n_go):
         t = go[_ix(q)]
-        (adw, clip, noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
+        (noop, noop_adw, pot_n, dep_n, g_p, g_d, hazard, refresh, bits
          ) = _analog_write(vals[_ix(at_old + t)], vals[_ix(at_new + t)], vals[_ix(at_u + t)],
                            w_max, q3, q4, rule, pair, inv_g_scale, inv_w_max)
         noop_n += noop
