@@ -211,6 +211,8 @@ class ProcessExecutor:
 def _terminate(pool):
     """Stop a process pool now, running tasks included (shutdown alone waits for them)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    # taken before shutdown(), which drops the pool's reference to its result queue
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
     for process in processes:
         if process.is_alive():
             process.terminate()
@@ -221,7 +223,6 @@ def _terminate(pool):
     # ends the wait with EOF (the thread sees a broken pool and exits).
     for process in processes:
         process.join(timeout=5)
-    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
     if writer is not None and not any(p.is_alive() for p in processes):
         try:
             writer.close()
