@@ -185,17 +185,17 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
 
 
 @numba.njit(cache=True)
-def _count_dense(counts1, xs, nz_post, col_acc):
-    """Write counts of a dense update: +1 where xs[i] != 0 and nz_post[j]. When most inputs
-    are nonzero, the column accumulator takes every row and only the zero rows are
-    corrected; :func:`_flush_counts` adds the accumulator in."""
+def _count_dense(counts1, xs, nz_post, col_acc, nnz):
+    """Write counts of a dense update: +1 where xs[i] != 0 and nz_post[j], given the
+    number ``nnz`` of nonzero xs. When most inputs are nonzero, the column accumulator
+    takes every row and only the zero rows are corrected (none to look for when every
+    input is nonzero); :func:`_flush_counts` adds the accumulator in."""
     n_in, kp = counts1.shape
-    nnz = 0
-    for i in range(n_in):
-        nnz += xs[i] != 0.0
     if 2 * nnz >= n_in:
         for j in range(kp):
             col_acc[j] += nz_post[j]
+        if nnz == n_in:
+            return
         for i in range(n_in):
             if xs[i] == 0.0:
                 crow = counts1[i]
@@ -220,18 +220,24 @@ def _flush_counts(counts1, col_acc):
 
 
 @numba.njit(cache=True)
-def _dense_output_update(w2, h, post2, lr2, counts2):
-    """Every nonzero update of the output layer, in place (metered in closed form)."""
+def _dense_output_update(w2, h, post2, lr2, counts2, col_acc2):
+    """Every nonzero update of the output layer, in place (metered in closed form). The
+    write counts, +1 where h[j] != 0 and post2[o] != 0, go to the column accumulator
+    ``col_acc2`` (added into every row by :func:`_flush_counts`) and a correction of the
+    rows with h[j] == 0: not a read-modify-write of the whole count map per sample."""
     kp, n_out = w2.shape
     lr2_32 = np.float32(lr2)
+    for o in range(n_out):
+        col_acc2[o] += post2[o] != 0.0
     for j in range(kp):
         if h[j] != 0.0:
             c = np.float32(-lr2_32 * h[j])
             for o in range(n_out):  # branch-free: a zero error is not a write
-                nz = post2[o] != 0.0
                 wjo = w2[j, o]
-                w2[j, o] = wjo + c * post2[o] if nz else wjo
-                counts2[j, o] += nz
+                w2[j, o] = wjo + c * post2[o] if post2[o] != 0.0 else wjo
+        else:
+            for o in range(n_out):
+                counts2[j, o] -= post2[o] != 0.0
 
 
 

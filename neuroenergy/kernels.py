@@ -30,7 +30,7 @@ MF_M1, MF_M1_POT, MF_MALPHA = 0, 1, 2
 N_METER_F = 3
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _activation(a, code, leak):
     if code == ACT_LEAKY_RELU:
         return a if a > 0.0 else leak * a
@@ -39,7 +39,7 @@ def _activation(a, code, leak):
     return 1.0 / (1.0 + math.exp(-a))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _activation_slope(a, h, code, leak):
     if code == ACT_LEAKY_RELU:
         return 1.0 if a > 0.0 else leak
@@ -404,7 +404,8 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
 @numba.njit(cache=True)
 def meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f):
     """Meter a full outer-product update without visiting it: sum |dw| = lr sum|pre| sum|post|,
-    the positive part from the sign-split sums, and the count from nonzero factors."""
+    the positive part from the sign-split sums, and the count from nonzero factors.
+    Returns the number of nonzero entries of ``pre`` (the rows written)."""
     sp = 0.0
     sn = 0.0
     nz_pre = 0
@@ -425,3 +426,4 @@ def meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f):
     meter_f[layer, MF_M1] += lr * (sp + sn) * (tp + tn)
     # dw = -lr pre post is positive where pre and post have opposite signs
     meter_f[layer, MF_M1_POT] += lr * (sp * tn + sn * tp)
+    return nz_pre

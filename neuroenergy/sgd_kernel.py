@@ -25,8 +25,8 @@ from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    _dense_output_update, _flush_counts, _forward_rows, apply_masked_rows,
                    forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
-                      _write_pairs_impl, meter_dense_closed_form, output_error,
-                      write_dense_priced)
+                      _write_pair_rows, _write_pairs_impl, meter_dense_closed_form,
+                      output_error, write_dense_priced)
 from .row_tally import new_row_buffer, price_held
 from .topk import topk_prepare, topk_select, topk_workspace
 
@@ -153,14 +153,22 @@ def _abs64(v, out):
 
 @numba.njit(cache=True)
 def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
-                 lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2):
-    """:func:`train_chunk` for float weights without hardware tallies."""
+                 lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, dense1_on, sel1_on,
+                 mask1_on, dense2_on, sel2_on, mask2_on):
+    """:func:`train_chunk` for float weights without hardware tallies. The ``*_on`` flags
+    (:func:`_flag`, from :func:`_layer_modes`) say which writers each layer uses."""
     ZERO, IN, OUT, no = _typed_constants()
     n_in, kp = w1.shape
     n_out = w2.shape[1]
     lr1_32 = np.float32(lr1)
-    dense1 = k1 < 0 and alpha < 0.0   # folded dense update, closed-form meter
-    dense2 = k2 < 0 and alpha < 0.0   # in place, closed-form meter
+    # numba prunes the branches of a test on a None argument before it compiles, so a
+    # backprop run compiles no selection code and a sparse selection no mask code
+    dense1 = dense1_on is not None  # folded dense update, closed-form meter
+    dense2 = dense2_on is not None  # in place, closed-form meter
+    sel1 = sel1_on is not None
+    sel2 = sel2_on is not None
+    masked1 = mask1_on is not None  # selections may be written as masks
+    masked2 = mask2_on is not None
     k1_all = k1 if k1 >= 0 else n_in * kp  # all nonzero updates = all positive products
     k2_all = k2 if k2 >= 0 else kp * n_out
 
@@ -173,6 +181,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     dh_prev = np.zeros(kp, np.float32)
     nz_post = np.zeros(kp, np.int32)
     col_acc = np.zeros(kp, np.int32)
+    col_acc2 = np.zeros(n_out, np.int32)
     abs_x = np.zeros(n_in)
     abs_dh = np.zeros(kp)
     abs_h = np.zeros(kp)
@@ -181,12 +190,10 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     cum1_pos = np.zeros(kp + 1)
     cum2_b = np.zeros(n_out + 1)
     cum2_pos = np.zeros(n_out + 1)
-    ws1 = topk_workspace(0 if dense1 else n_in, 0 if dense1 else kp,
-                         np.empty(1 if dense1 else n_in * kp))
-    ws2 = topk_workspace(0 if dense2 else kp, 0 if dense2 else n_out,
-                         np.empty(1 if dense2 else kp * n_out))
-    masked1 = not dense1 and alpha < 0.0 and MASK_SHARE * k1_all >= n_in * kp
-    masked2 = not dense2 and alpha < 0.0 and MASK_SHARE * k2_all >= kp * n_out
+    if sel1:
+        ws1 = topk_workspace(n_in, kp, np.empty(n_in * kp))
+    if sel2:
+        ws2 = topk_workspace(kp, n_out, np.empty(kp * n_out))
     order1 = np.zeros(kp, np.int64)
     rank1 = np.zeros(kp, np.int64)
     n_row1 = np.zeros(n_in, np.int64)
@@ -200,6 +207,10 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     # (~10 us of a top-fraction sample at 1,000 hidden units here)
     counts1_8 = np.zeros((0 if dense1 else n_in, 0 if dense1 else kp), np.uint8)
     since_flush = 0
+    # the output layer's selected writes too: then every _apply_selected call has the same
+    # argument types, and the function is compiled once instead of twice (~1.5 s)
+    counts2_8 = np.zeros((0 if dense2 else kp, 0 if dense2 else n_out), np.uint8)
+    since_flush2 = 0
     # selected writes go a block of rows ahead of the forward read when w1 is beyond cache
     row_block = ROW_BLOCK if n_in * kp * 4 > CACHED_BYTES else n_in
 
@@ -209,9 +220,9 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         row = sample_idx[s]
         xs = x[row]
         a[:] = 0.0
-        if pending and mask_pending:
+        if masked1 and pending and mask_pending:
             forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1)
-        elif pending and not dense1:
+        elif sel1 and pending:
             t = ZERO
             if since_flush == BYTE_COUNTS:
                 _add_counts(counts1, counts1_8)
@@ -228,14 +239,16 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
                        delta_out, post2, dh):
             _flush_counts(counts1, col_acc)
+            _flush_counts(counts2, col_acc2)
             _add_counts(counts1, counts1_8)
+            _add_counts(counts2, counts2_8)
             return s, STATUS_DIVERGED
 
         # output layer: written now
         if dense2:
-            _dense_output_update(w2, h, post2, lr2, counts2)
+            _dense_output_update(w2, h, post2, lr2, counts2, col_acc2)
             meter_dense_closed_form(h, post2, lr2, OUT, meter_i, meter_f)
-        else:
+        if sel2:
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
             topk_prepare(abs_h, abs_post, k2_all, ws2)
@@ -243,23 +256,28 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
                                        cum2_b, cum2_pos, n_row2, meter_i, meter_f, OUT):
                 apply_masked_rows(w2, h, post2, lr2_32, n_row2, rank2, counts2, ZERO, kp)
             else:
+                if since_flush2 == BYTE_COUNTS:
+                    _add_counts(counts2, counts2_8)
+                    since_flush2 = 0
+                since_flush2 += 1
                 _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
                 _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp,
-                                ZERO, counts2, alpha, meter_i, meter_f, OUT)
+                                ZERO, counts2_8, alpha, meter_i, meter_f, OUT)
 
         # input layer: decided now, written in the next forward pass
         if dense1:
-            meter_dense_closed_form(xs, dh, lr1, IN, meter_i, meter_f)
+            nnz = meter_dense_closed_form(xs, dh, lr1, IN, meter_i, meter_f)
             for j in range(kp):
                 nz_post[j] = dh[j] != 0.0
-            _count_dense(counts1, xs, nz_post, col_acc)
-        else:
+            _count_dense(counts1, xs, nz_post, col_acc, nnz)
+        if sel1:
             _abs64(xs, abs_x)
             _abs64(dh, abs_dh)
             topk_prepare(abs_x, abs_dh, k1_all, ws1)
-            mask_pending = masked1 and masked_plan(xs, dh, lr1, abs_x, abs_dh, ws1, order1,
-                                                   rank1, cum1_b, cum1_pos, n_row1, meter_i,
-                                                   meter_f, IN)
+            mask_pending = False
+            if masked1:
+                mask_pending = masked_plan(xs, dh, lr1, abs_x, abs_dh, ws1, order1, rank1,
+                                           cum1_b, cum1_pos, n_row1, meter_i, meter_f, IN)
             if not mask_pending:
                 _band_sums(ws1, abs_dh, dh, cum1_b, cum1_pos)
         pending = True
@@ -270,38 +288,38 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     if pending:
         if dense1:
             _apply_dense_rows(w1, ZERO, n_in, x_prev, dh_prev, lr1_32)
-        elif mask_pending:
+        if masked1 and mask_pending:
             apply_masked_rows(w1, x_prev, dh_prev, lr1_32, n_row1, rank1, counts1, ZERO, n_in)
-        else:
+        elif sel1:
+            _add_counts(counts1, counts1_8)  # room for one more write per synapse
             _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
-                            n_in, ZERO, counts1, alpha, meter_i, meter_f, IN)
+                            n_in, ZERO, counts1_8, alpha, meter_i, meter_f, IN)
     _flush_counts(counts1, col_acc)
+    _flush_counts(counts2, col_acc2)
     _add_counts(counts1, counts1_8)
+    _add_counts(counts2, counts2_8)
     return sample_idx.shape[0], STATUS_OK
-
-
-@numba.njit(cache=True, inline="always")
-def _write_layer(w, pre, post, lr, k, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
-                 counts, hw_params, hw_stats, in_loop_device, row_buf):
-    """One layer's priced writes: every pair row by row (``k < 0``, float weights), else
-    the selected pairs (or every pair, with a device in the loop) write by write."""
-    if k < 0 and in_loop_device < 0:
-        write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
-                           hw_params, hw_stats, row_buf)
-    else:
-        _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i,
-                          meter_f, counts, hw_params, hw_stats, in_loop_device, row_buf)
 
 
 @numba.njit(cache=True)
 def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                    lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, hw_params,
-                   hw_stats, in_loop_device, seed):
-    """:func:`train_chunk` with hardware tallies or a device in the loop."""
+                   hw_stats, in_loop_device, seed, dense1_on, sel1_on, dense2_on, sel2_on,
+                   floats_on, in_loop_on):
+    """:func:`train_chunk` with hardware tallies or a device in the loop. The ``*_on``
+    flags (:func:`_flag`): a layer writes every pair row by row (dense: ``k < 0``, float
+    weights) or the selected pairs; the weights are floats or a device in the loop."""
     ZERO, IN, OUT, no = _typed_constants()
     np.random.seed(seed)
     n_in, kp = w1.shape
     n_out = w2.shape[1]
+    # tests on None arguments: numba compiles only the writers a run uses
+    dense1 = dense1_on is not None
+    dense2 = dense2_on is not None
+    sel1 = sel1_on is not None
+    sel2 = sel2_on is not None
+    floats = floats_on is not None
+    in_loop = in_loop_on is not None
     a = np.zeros(kp, np.float32)
     h = np.zeros(kp, np.float32)
     z = np.zeros(n_out)
@@ -309,20 +327,22 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
     post2 = np.zeros(n_out, np.float32)
     dh = np.zeros(kp, np.float32)
     row_buf = new_row_buffer(hw_params, max(kp, n_out))
-    abs_x = np.zeros(n_in)
-    abs_dh = np.zeros(kp)
-    abs_h = np.zeros(kp)
-    abs_post = np.zeros(n_out)
-    sel1_i = np.empty(n_in * kp, np.int64)
-    sel1_j = np.empty(n_in * kp, np.int64)
-    sel2_i = np.empty(kp * n_out, np.int64)
-    sel2_j = np.empty(kp * n_out, np.int64)
-    ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
-                         np.empty(n_in * kp if k1 >= 0 else 1))
-    ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
-                         np.empty(kp * n_out if k2 >= 0 else 1))
-    all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if k1 < 0 else 0
-    all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if k2 < 0 else 0
+    if sel1:
+        abs_x = np.zeros(n_in)
+        abs_dh = np.zeros(kp)
+        sel1_i = np.empty(n_in * kp, np.int64)
+        sel1_j = np.empty(n_in * kp, np.int64)
+        ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
+                             np.empty(n_in * kp if k1 >= 0 else 1))
+        all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if k1 < 0 else 0
+    if sel2:
+        abs_h = np.zeros(kp)
+        abs_post = np.zeros(n_out)
+        sel2_i = np.empty(kp * n_out, np.int64)
+        sel2_j = np.empty(kp * n_out, np.int64)
+        ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
+                             np.empty(kp * n_out if k2 >= 0 else 1))
+        all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if k2 < 0 else 0
     for s in range(sample_idx.shape[0]):
         row = sample_idx[s]
         xs = x[row]
@@ -332,22 +352,61 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
                        delta_out, post2, dh):
             price_held(row_buf, hw_params, hw_stats)
             return s, STATUS_DIVERGED
-        n2 = all2
-        if k2 >= 0:
-            _abs64(h, abs_h)
-            _abs64(post2, abs_post)
-            n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
-        _write_layer(w2, h, post2, lr2, k2, sel2_i, sel2_j, n2, OUT, alpha, meter_i, meter_f,
-                     counts2, hw_params, hw_stats, in_loop_device, row_buf)
-        n1 = all1
-        if k1 >= 0:
-            _abs64(xs, abs_x)
-            _abs64(dh, abs_dh)
-            n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
-        _write_layer(w1, xs, dh, lr1, k1, sel1_i, sel1_j, n1, IN, alpha, meter_i, meter_f,
-                     counts1, hw_params, hw_stats, in_loop_device, row_buf)
+        # output layer, then input layer: every pair row by row, or the selected pairs
+        # (all of them, with a device in the loop)
+        if dense2:
+            write_dense_priced(w2, h, post2, lr2, OUT, alpha, meter_i, meter_f, counts2,
+                               hw_params, hw_stats, row_buf)
+        if sel2:
+            n2 = all2
+            if k2 >= 0:
+                _abs64(h, abs_h)
+                _abs64(post2, abs_post)
+                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
+            if floats and n2 > 0:
+                _write_pair_rows(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
+                                 meter_f, counts2, hw_params, hw_stats, row_buf)
+            if in_loop:
+                _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
+                                  meter_f, counts2, hw_params, hw_stats, in_loop_device,
+                                  row_buf)
+        if dense1:
+            write_dense_priced(w1, xs, dh, lr1, IN, alpha, meter_i, meter_f, counts1,
+                               hw_params, hw_stats, row_buf)
+        if sel1:
+            n1 = all1
+            if k1 >= 0:
+                _abs64(xs, abs_x)
+                _abs64(dh, abs_dh)
+                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
+            if floats and n1 > 0:
+                _write_pair_rows(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
+                                 meter_f, counts1, hw_params, hw_stats, row_buf)
+            if in_loop:
+                _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
+                                  meter_f, counts1, hw_params, hw_stats, in_loop_device,
+                                  row_buf)
     price_held(row_buf, hw_params, hw_stats)
     return sample_idx.shape[0], STATUS_OK
+
+
+def _flag(on):
+    """A kernel's switch for a code path: 1 if on, else None. numba removes the branches of
+    ``flag is not None`` for a None argument before it compiles (it cannot for a bool), so
+    the kernel compiled for a run holds only the paths the run takes (e.g. no selection
+    code for backprop: ~10 s of a first compilation instead of ~20)."""
+    return 1 if on else None
+
+
+def _layer_modes(k, alpha, n_synapses):
+    """The (dense, select, mask) flags of a layer for :func:`_chunk_plain`: dense for the
+    update of every synapse metered in closed form (k < 0 and no alpha meter), else select;
+    mask too when the selection of k writes (k < 0: all) is a sizeable share of the layer
+    (``MASK_SHARE``), the case the mask writers serve."""
+    dense = k < 0 and alpha < 0.0
+    k_all = k if k >= 0 else n_synapses
+    return (_flag(dense), _flag(not dense),
+            _flag(not dense and alpha < 0.0 and MASK_SHARE * k_all >= n_synapses))
 
 
 def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code,
@@ -376,10 +435,17 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     if hw_params.shape[0] == 0 and in_loop_device < 0:
         return _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak,
                             loss_code, lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1,
-                            counts2)
+                            counts2, *_layer_modes(k1, alpha, w1.size),
+                            *_layer_modes(k2, alpha, w2.size))
+    # with float weights, a k < 0 layer writes every pair row by row (write_dense_priced);
+    # otherwise the pairs go through the pair writers
+    floats = in_loop_device < 0
+    dense1, dense2 = k1 < 0 and floats, k2 < 0 and floats
     return _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code,
                           lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2,
-                          hw_params, hw_stats, in_loop_device, seed)
+                          hw_params, hw_stats, in_loop_device, seed, _flag(dense1),
+                          _flag(not dense1), _flag(dense2), _flag(not dense2), _flag(floats),
+                          _flag(not floats))
 
 
 def _drop_stale_cache():

@@ -184,7 +184,8 @@ def test_meter_dense_closed_form_matches_reference(seed):
     layer = int(rng.integers(0, 2))
     meter_i = np.array([3, 5], np.int64)
     meter_f = np.full((2, N_METER_F), 0.5)
-    meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f)
+    nz_pre = meter_dense_closed_form(pre, post, lr, layer, meter_i, meter_f)
+    assert nz_pre == np.count_nonzero(pre)
     m0, m1, m1_pot = meter_dense_ref(pre, post, lr)
     assert meter_i[layer] - (3, 5)[layer] == m0
     assert meter_i[1 - layer] == (3, 5)[1 - layer]
@@ -335,6 +336,18 @@ def test_chunk_dense_mostly_zero_inputs(seed, no_hardware):
     p = make_problem(seed, zeros=0.8, n_samples=6)
     k1 = max(1, p["w1"].size // 7)
     assert_same(run_kernel(p, no_hardware, k1=k1, k2=5), run_reference(p, k1=k1, k2=5))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chunk_dense_images_without_zeros(seed, no_hardware):
+    """Images with no zero input (MNIST with the recipe's noise), some samples of an image
+    with one zero pixel among them: the write counts skip the zero-row pass only when
+    there is no zero row, and match the reference bit for bit."""
+    p = make_problem(seed, zeros=False, n_samples=8)
+    assert_same(run_kernel(p, no_hardware), run_reference(p))
+    p = make_problem(seed, zeros=False, n_samples=8)
+    p["x"][p["sample_idx"][1], seed % p["x"].shape[1]] = 0.0
+    assert_same(run_kernel(p, no_hardware), run_reference(p))
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0])

@@ -7,13 +7,15 @@ shapes and k that reach each path (rows beyond one block, row counts that are no
 of four, every selection density) and inputs with many equal values, where products tie at
 the threshold and the row-major tie-break decides which synapses are written.
 """
+import os
+
 import numpy as np
 import pytest
 
 from neuroenergy.fold import FEW_COLUMNS, _argsort_desc, masked_plan
 from neuroenergy.kernels import (ACT_LEAKY_RELU, LOSS_MSE, MF_M1, MF_M1_POT, N_METER_F,
                                  topk_outer)
-from neuroenergy.sgd_kernel import MASK_SHARE, ROW_BLOCK, train_chunk
+from neuroenergy.sgd_kernel import MASK_SHARE, ROW_BLOCK, _layer_modes, train_chunk
 from neuroenergy.topk import (S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
                               topk_prepare, topk_row, topk_workspace)
 
@@ -192,3 +194,52 @@ def test_masked_plan_counts_and_meter(seed):
     np.testing.assert_allclose(meter_f[1, MF_M1], np.abs(dw).sum(), rtol=1e-12)
     np.testing.assert_allclose(meter_f[1, MF_M1_POT], dw[dw > 0].sum(), rtol=1e-12,
                                atol=1e-300)
+
+
+@pytest.mark.parametrize("k, alpha, n, expected", [
+    (-1, -1.0, 100, (1, None, None)),      # dense, closed-form meter
+    (-1, 0.5, 100, (None, 1, None)),       # every write metered one by one (alpha)
+    (13, -1.0, 100, (None, 1, 1)),         # >= 1 / MASK_SHARE of the layer: masks
+    (12, -1.0, 96, (None, 1, 1)),
+    (12, -1.0, 100, (None, 1, None)),      # sparse selection
+    (13, 0.5, 100, (None, 1, None)),       # alpha meters write by write: no masks
+])
+def test_layer_modes(k, alpha, n, expected):
+    assert MASK_SHARE == 8
+    assert _layer_modes(k, alpha, n) == expected
+
+
+def test_a_dense_run_compiles_no_selection_code(tmp_path):
+    """The kernel compiled for backprop holds no selection or mask code (numba prunes the
+    branches of None flags before it compiles), and a selective one no dense-meter code:
+    checked on the dispatchers a fresh process compiles with an empty numba cache."""
+    import subprocess
+    import sys
+    script = """
+import numpy as np
+from neuroenergy import fold, kernels, topk
+from neuroenergy.sgd_kernel import train_chunk
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4, 20)).astype(np.float32)
+w1, w2 = np.zeros((20, 6), np.float32), np.zeros((6, 10), np.float32)
+def run(k1, k2):
+    train_chunk(x, np.arange(4) % 10, np.arange(4), np.zeros((0, 10), np.float32), w1, w2,
+                np.zeros(6, bool), 0, 0.1, 0, 0.01, 0.01, k1, k2, -1.0, np.zeros(2, np.int64),
+                np.zeros((2, 3)), np.zeros((20, 6), np.int32), np.zeros((6, 10), np.int32),
+                np.zeros((0, 1)), np.zeros((2, 0, 1)), -1, 0)
+def compiled(*fns):
+    return [len(f.signatures) for f in fns]
+run(-1, -1)
+print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
+               fold._count_dense, kernels.meter_dense_closed_form))
+run(3, 2)
+print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
+               fold._count_dense, kernels.meter_dense_closed_form))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dense, sparse = proc.stdout.split("\n")[:2]
+    assert dense == "[0, 0, 0, 1, 1]"   # only the dense writers
+    assert sparse == "[1, 1, 0, 1, 1]"  # + the selection, still no masks
