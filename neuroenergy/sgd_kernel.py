@@ -17,6 +17,10 @@ through a priced writer as soon as it is decided (``kernels.write_dense_priced``
 layer, the pair writer of ``kernels.write_pairs`` for a selection), rows ascending; a selected
 row's columns come in the selection's order, which decides only which uniform of the
 stochastic-rounding stream each write gets. Runs without hardware never compile it.
+
+Compilation. Each kernel takes flags for its code paths (:func:`_flag`: 1 or None), and
+numba removes the branches of a None flag before it compiles: a run compiles only the
+paths of its rule, e.g. a backprop run no selection code (about half the code).
 """
 import numba
 import numpy as np
