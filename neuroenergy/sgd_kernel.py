@@ -62,31 +62,14 @@ def _fill_all_pairs(m, n, sel_i, sel_j):
 
 @numba.njit(cache=True)
 def _output_sums(h, w2, z):
-    """z[o] += sum_j float64(h_j) float64(w2[j, o]), accumulated in hidden-unit order. For
-    ten outputs the sums live in registers (ten independent chains) instead of memory."""
+    """z[o] += sum_j float64(h_j) float64(w2[j, o]), accumulated in hidden-unit order. The
+    loop over the outputs vectorizes (a row of w2 at a time); ten scalar sums held in
+    registers measured 1.4 x slower at 1,000 hidden units, and the same at 100."""
     kp, n_out = w2.shape
-    if n_out == 10:
-        z0, z1, z2, z3, z4 = z[0], z[1], z[2], z[3], z[4]
-        z5, z6, z7, z8, z9 = z[5], z[6], z[7], z[8], z[9]
-        for j in range(kp):
-            hj = np.float64(h[j])
-            z0 += hj * np.float64(w2[j, 0])
-            z1 += hj * np.float64(w2[j, 1])
-            z2 += hj * np.float64(w2[j, 2])
-            z3 += hj * np.float64(w2[j, 3])
-            z4 += hj * np.float64(w2[j, 4])
-            z5 += hj * np.float64(w2[j, 5])
-            z6 += hj * np.float64(w2[j, 6])
-            z7 += hj * np.float64(w2[j, 7])
-            z8 += hj * np.float64(w2[j, 8])
-            z9 += hj * np.float64(w2[j, 9])
-        z[0], z[1], z[2], z[3], z[4] = z0, z1, z2, z3, z4
-        z[5], z[6], z[7], z[8], z[9] = z5, z6, z7, z8, z9
-    else:
-        for j in range(kp):
-            hj = np.float64(h[j])
-            for o in range(n_out):
-                z[o] += hj * np.float64(w2[j, o])
+    for j in range(kp):
+        hj = np.float64(h[j])
+        for o in range(n_out):
+            z[o] += hj * np.float64(w2[j, o])
 
 
 @numba.njit(cache=True)
