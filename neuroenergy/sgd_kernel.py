@@ -288,6 +288,42 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     return sample_idx.shape[0], STATUS_OK
 
 
+@numba.njit(cache=True, inline="always")
+def _priced_layer(w, pre, post, lr, k, sel_i, sel_j, n_all, ws, abs_pre, abs_post, layer,
+                  alpha, meter_i, meter_f, counts, hw_params, hw_stats, in_loop_device,
+                  row_buf, dense_on, sel_on, floats_on, in_loop_on):
+    """One layer's priced writes in :func:`_chunk_tallied`: every pair row by row (dense),
+    or the selected pairs (the first ``n_all`` of sel_i / sel_j when ``k < 0``: all of
+    them, with a device in the loop). The selection's arrays are None for a dense layer;
+    the flags' None branches are pruned here too."""
+    if dense_on is not None:
+        write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
+                           hw_params, hw_stats, row_buf)
+    if sel_on is not None:
+        n = n_all
+        if k >= 0:
+            _abs64(pre, abs_pre)
+            _abs64(post, abs_post)
+            n = topk_select(abs_pre, abs_post, k, sel_i, sel_j, ws, False)
+        if floats_on is not None and n > 0:
+            _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n, layer, alpha, meter_i,
+                             meter_f, counts, hw_params, hw_stats, row_buf)
+        if in_loop_on is not None:
+            _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n, layer, alpha, meter_i,
+                              meter_f, counts, hw_params, hw_stats, in_loop_device, row_buf)
+
+
+@numba.njit(cache=True)
+def _selection_arrays(m, n, k):
+    """(abs_pre, abs_post, sel_i, sel_j, workspace, number of pairs listed) for a layer of
+    m x n synapses that writes selected pairs (k < 0: every pair, listed once here)."""
+    sel_i = np.empty(m * n, np.int64)
+    sel_j = np.empty(m * n, np.int64)
+    ws = topk_workspace(m if k >= 0 else 0, n if k >= 0 else 0, np.empty(m * n if k >= 0 else 1))
+    n_all = _fill_all_pairs(m, n, sel_i, sel_j) if k < 0 else 0
+    return np.zeros(m), np.zeros(n), sel_i, sel_j, ws, n_all
+
+
 @numba.njit(cache=True)
 def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                    lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, hw_params,
@@ -300,13 +336,6 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
     np.random.seed(seed)
     n_in, kp = w1.shape
     n_out = w2.shape[1]
-    # tests on None arguments: numba compiles only the writers a run uses
-    dense1 = dense1_on is not None
-    dense2 = dense2_on is not None
-    sel1 = sel1_on is not None
-    sel2 = sel2_on is not None
-    floats = floats_on is not None
-    in_loop = in_loop_on is not None
     a = np.zeros(kp, np.float32)
     h = np.zeros(kp, np.float32)
     z = np.zeros(n_out)
@@ -314,22 +343,16 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
     post2 = np.zeros(n_out, np.float32)
     dh = np.zeros(kp, np.float32)
     row_buf = new_row_buffer(hw_params, max(kp, n_out))
-    if sel1:
-        abs_x = np.zeros(n_in)
-        abs_dh = np.zeros(kp)
-        sel1_i = np.empty(n_in * kp, np.int64)
-        sel1_j = np.empty(n_in * kp, np.int64)
-        ws1 = topk_workspace(n_in if k1 >= 0 else 0, kp if k1 >= 0 else 0,
-                             np.empty(n_in * kp if k1 >= 0 else 1))
-        all1 = _fill_all_pairs(n_in, kp, sel1_i, sel1_j) if k1 < 0 else 0
-    if sel2:
-        abs_h = np.zeros(kp)
-        abs_post = np.zeros(n_out)
-        sel2_i = np.empty(kp * n_out, np.int64)
-        sel2_j = np.empty(kp * n_out, np.int64)
-        ws2 = topk_workspace(kp if k2 >= 0 else 0, n_out if k2 >= 0 else 0,
-                             np.empty(kp * n_out if k2 >= 0 else 1))
-        all2 = _fill_all_pairs(kp, n_out, sel2_i, sel2_j) if k2 < 0 else 0
+    # a dense layer's selection arrays are None: each flag's branch is pruned in turn, so
+    # every variable has one type in a compiled variant
+    if sel1_on is not None:
+        abs_x, abs_dh, sel1_i, sel1_j, ws1, all1 = _selection_arrays(n_in, kp, k1)
+    if dense1_on is not None:
+        abs_x, abs_dh, sel1_i, sel1_j, ws1, all1 = None, None, None, None, None, 0
+    if sel2_on is not None:
+        abs_h, abs_post, sel2_i, sel2_j, ws2, all2 = _selection_arrays(kp, n_out, k2)
+    if dense2_on is not None:
+        abs_h, abs_post, sel2_i, sel2_j, ws2, all2 = None, None, None, None, None, 0
     for s in range(sample_idx.shape[0]):
         row = sample_idx[s]
         xs = x[row]
@@ -339,40 +362,13 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
                        delta_out, post2, dh):
             price_held(row_buf, hw_params, hw_stats)
             return s, STATUS_DIVERGED
-        # output layer, then input layer: every pair row by row, or the selected pairs
-        # (all of them, with a device in the loop)
-        if dense2:
-            write_dense_priced(w2, h, post2, lr2, OUT, alpha, meter_i, meter_f, counts2,
-                               hw_params, hw_stats, row_buf)
-        if sel2:
-            n2 = all2
-            if k2 >= 0:
-                _abs64(h, abs_h)
-                _abs64(post2, abs_post)
-                n2 = topk_select(abs_h, abs_post, k2, sel2_i, sel2_j, ws2, False)
-            if floats and n2 > 0:
-                _write_pair_rows(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
-                                 meter_f, counts2, hw_params, hw_stats, row_buf)
-            if in_loop:
-                _write_pairs_impl(w2, h, post2, lr2, sel2_i, sel2_j, n2, OUT, alpha, meter_i,
-                                  meter_f, counts2, hw_params, hw_stats, in_loop_device,
-                                  row_buf)
-        if dense1:
-            write_dense_priced(w1, xs, dh, lr1, IN, alpha, meter_i, meter_f, counts1,
-                               hw_params, hw_stats, row_buf)
-        if sel1:
-            n1 = all1
-            if k1 >= 0:
-                _abs64(xs, abs_x)
-                _abs64(dh, abs_dh)
-                n1 = topk_select(abs_x, abs_dh, k1, sel1_i, sel1_j, ws1, False)
-            if floats and n1 > 0:
-                _write_pair_rows(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
-                                 meter_f, counts1, hw_params, hw_stats, row_buf)
-            if in_loop:
-                _write_pairs_impl(w1, xs, dh, lr1, sel1_i, sel1_j, n1, IN, alpha, meter_i,
-                                  meter_f, counts1, hw_params, hw_stats, in_loop_device,
-                                  row_buf)
+        # output layer, then input layer
+        _priced_layer(w2, h, post2, lr2, k2, sel2_i, sel2_j, all2, ws2, abs_h, abs_post, OUT,
+                      alpha, meter_i, meter_f, counts2, hw_params, hw_stats, in_loop_device,
+                      row_buf, dense2_on, sel2_on, floats_on, in_loop_on)
+        _priced_layer(w1, xs, dh, lr1, k1, sel1_i, sel1_j, all1, ws1, abs_x, abs_dh, IN,
+                      alpha, meter_i, meter_f, counts1, hw_params, hw_stats, in_loop_device,
+                      row_buf, dense1_on, sel1_on, floats_on, in_loop_on)
     price_held(row_buf, hw_params, hw_stats)
     return sample_idx.shape[0], STATUS_OK
 
