@@ -102,10 +102,16 @@ class RunConfig:
                               f"Got {self.zero_mean!r} instead.")
         set_("data_seed", check_number(self.data_seed, "data_seed", OWNER, 0, 2**32 - 1,
                                        integer=True))
-        hw = self.hardware
+        hw = () if self.hardware is None else self.hardware  # None: no pricing
         if isinstance(hw, str):
             hw = tuple(h.strip() for h in hw.split(",") if h.strip())
-        set_("hardware", tuple(hw))
+        try:
+            hw = tuple(hw)
+        except TypeError:
+            raise ConfigError(f"The 'hardware' parameter of {OWNER} must be a list of preset "
+                              f"names or a comma-separated string. Got {self.hardware!r} "
+                              "instead.") from None
+        set_("hardware", hw)
         check_choice(self.hardware_mode, "hardware_mode", OWNER, HARDWARE_MODES)
         set_("hardware_w_max", check_number(self.hardware_w_max, "hardware_w_max", OWNER,
                                             0.0, 100.0, lo_open=True))

@@ -162,6 +162,37 @@ def _check_memory(config: RunConfig, data: Optional[Dataset]) -> None:
     check_fits(needed, what=f"a network with hidden layers {config.hidden_layers}")
 
 
+def kernel_key(config: RunConfig) -> tuple:
+    """Which compiled training kernel a run of ``config`` takes (runs with equal keys share
+    one; ``sgd_kernel._flag``), read from the rule's write fractions. A key that errs costs
+    a compilation, nothing else."""
+    from .general_train import uses_general_kernel
+    from .sgd_kernel import MASK_SHARE
+    if uses_general_kernel(config):
+        return ("general",)
+    p_in, p_out = config.rule.fractions()
+    if config.hardware_mode == "in-the-loop":
+        return ("device in the loop",)
+    if config.hardware:
+        return ("priced", p_in >= 1.0 and p_out >= 1.0)
+    metered = config.alpha is not None  # every write metered: no dense or mask writers
+    return ("plain",) + tuple((p >= 1.0 and not metered,
+                               not metered and 1.0 / MASK_SHARE <= p < 1.0)
+                              for p in (p_in, p_out))
+
+
+def warm_up(config: RunConfig, data: Dataset) -> None:
+    """Compile (or load from numba's cache) the training kernel of ``config``: ``train`` for
+    one sample on the first images of ``data``, so that the workers of a pool can compile
+    different kernels at once before their runs need them."""
+    import dataclasses
+    n = min(len(data.y_train), len(data.y_test), 16)
+    tiny = Dataset(f"{data.name} (warm-up)", np.ascontiguousarray(data.x_train[:n]),
+                   np.ascontiguousarray(data.y_train[:n]), np.ascontiguousarray(data.x_test[:n]),
+                   np.ascontiguousarray(data.y_test[:n]))
+    train(dataclasses.replace(config, max_epochs=1e-9, stop_on="test"), tiny)
+
+
 def train(config: RunConfig, data: Optional[Dataset] = None,
           progress: Optional[Callable[[dict], None]] = None) -> Result:
     """Train one network with ``config``; returns a :class:`Result`.

@@ -115,6 +115,10 @@ def test_other_bad_inputs():
         RunConfig(hardware_mode="in-the-loop")
     with pytest.raises(ConfigError, match=r"'hardware' parameter.*'no-such-device'"):
         RunConfig(hardware=("no-such-device",))
+    with pytest.raises(ConfigError, match=r"'hardware' parameter of RunConfig must be a list "
+                                          r"of preset names.*Got 3 instead"):
+        RunConfig(hardware=3)
+    assert RunConfig(hardware=None).hardware == ()  # None: no pricing
 
 
 @pytest.mark.parametrize("rule, hidden, k_shown", [
