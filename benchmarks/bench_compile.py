@@ -86,8 +86,8 @@ def main():
         records.append({"workload": name, "first": first, "cached": second})
     print("### Compilation (first call in a fresh process, empty numba cache; 'met' judges "
           "the CPU time, which is the wall time on an idle machine)\n")
-    print(table(["training kernel for", "first call wall s", "first call CPU s", "cached call wall s",
-                 "import s", "target", "met"], rows))
+    print(table(["training kernel for", "first call wall s", "first call CPU s",
+                 "cached call wall s", "import s", "target", "met"], rows))
     if args.json:
         print("JSON " + json.dumps(records))
 

@@ -211,8 +211,8 @@ def test_layer_modes(k, alpha, n, expected):
 
 def test_a_dense_run_compiles_no_selection_code(tmp_path):
     """The kernel compiled for backprop holds no selection or mask code (numba prunes the
-    branches of None flags before it compiles), and a selective one no dense-meter code:
-    checked on the dispatchers a fresh process compiles with an empty numba cache."""
+    branches of None flags before it compiles), and one for a sparse selection no mask
+    code: checked on the dispatchers a fresh process compiles with an empty numba cache."""
     import subprocess
     import sys
     script = """
