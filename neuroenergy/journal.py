@@ -210,6 +210,17 @@ def merge_pending(path, file_attrs=None) -> int:
     return added
 
 
+def drop_runs(path, run_ids) -> int:
+    """Delete the runs ``run_ids`` from the results file (hold the lock, after
+    :func:`recover`: no journal file then holds them); returns how many were there."""
+    with updating(path) as f:
+        runs = f["runs"]
+        gone = [run_id for run_id in run_ids if run_id in runs]
+        for run_id in gone:
+            del runs[run_id]
+    return len(gone)
+
+
 def _remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import __version__
 from .errors import StoreError
-from .journal import (FORMAT_VERSION, LIBVER, check_version, existing, h5py, journal_dir,  # noqa: F401
-                      merge_pending, recover, updating, write_pending)
+from .journal import (FORMAT_VERSION, LIBVER, check_version, drop_runs, existing, h5py,  # noqa: F401
+                      journal_dir, merge_pending, recover, updating, write_pending)
 
 COMPRESS_ABOVE_BYTES = 1 << 16
 #: a long-lived writer merges at most every MERGE_COST_FACTOR times its last merge's duration
@@ -200,6 +200,20 @@ class ResultsWriter:
     def keys(self) -> set:
         """Sweep keys of every run stored so far (file and journal)."""
         return {s["key"] for s in read_runs(self.path) if s.get("key")}
+
+    def finished_keys(self, retry_failed: set) -> set:
+        """Sweep keys of the runs stored so far, after deleting the failed runs (status
+        'error') whose key is in ``retry_failed`` and has no other stored run: those points
+        are then missing, so they run again (a failure is no result; its message was
+        reported when it was stored)."""
+        runs = read_runs(self.path)
+        ok = {s["key"] for s in runs if s.get("key") and s.get("status") != STATUS_ERROR}
+        failed = [s["run_id"] for s in runs if s.get("status") == STATUS_ERROR
+                  and s.get("key") in retry_failed and s["key"] not in ok]
+        if failed:
+            self.merge()  # the journal is empty after recover(); this makes sure of it
+            drop_runs(self.path, failed)
+        return self.keys()
 
     def add(self, record, merge=None) -> str:
         """Store one record (see :func:`record_from_result`); returns its run id. Ctrl-C

@@ -23,7 +23,8 @@ A list of lists (or of tables) is an axis whose values are lists (``hidden = [[3
 one network with two hidden layers); ``hardware`` takes a list of preset names for one run,
 and a list of such lists is an axis.
 Every grid point has a stable key (a hash of its full canonical configuration): ``--resume``
-runs only the points whose key is not yet in the results file.
+runs only the points whose key is not yet in the results file, and those whose stored run
+failed (status 'error': the failed record is replaced).
 """
 from __future__ import annotations
 
@@ -264,8 +265,9 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
 
     ``executor`` is 'serial', 'processes' (``workers`` processes, default all cores) or
     'dask' (``scheduler`` address, or a LocalCluster of ``workers`` processes). Failed runs
-    are stored with status 'error'. Returns counts per status and timings; raises
-    :class:`SweepInterrupted` on Ctrl-C after storing what finished.
+    are stored with status 'error' (with ``resume``, such points run again). Returns counts
+    per status and timings; raises :class:`SweepInterrupted` on Ctrl-C after storing what
+    finished.
     """
     from .executors import make_executor
     from .store import ResultsWriter, read_runs
@@ -281,9 +283,13 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
     counts = {"converged": 0, "not_converged": 0, "diverged": 0, "error": 0}
     start = time.monotonic()
     with ResultsWriter(out) as writer:
-        done_keys = writer.keys()
+        point_keys = {p.key for p in sweep.points}
+        failed_before = point_keys & {s.get("key") for s in read_runs(out)
+                                      if s.get("status") == "error"}
+        done_keys = writer.finished_keys(retry_failed=point_keys)
         todo = [p for p in sweep.points if p.key not in done_keys]
         skipped = len(sweep.points) - len(todo)
+        retried = len(failed_before - done_keys)
         writer.set_attrs({"sweep_name": sweep.name, "sweep_toml": sweep.text or "",
                           "sweep_points": len(sweep.points)})
         bar = _Bar(len(todo), skipped, counts, enabled=progress, label=runner.describe())
@@ -318,7 +324,7 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
             records.close()  # stops the workers now, also on Ctrl-C
             bar.close()
     return {"out": str(out), "points": len(sweep.points), "skipped": skipped, "run": stored,
-            "counts": counts, "seconds": time.monotonic() - start,
+            "retried": retried, "counts": counts, "seconds": time.monotonic() - start,
             "executor": runner.describe()}
 
 

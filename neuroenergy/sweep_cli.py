@@ -23,7 +23,8 @@ def add_executor_options(p) -> None:
     p.add_argument("--dask-local", type=int, default=None, metavar="N",
                    help="start a Dask LocalCluster of N worker processes")
     p.add_argument("--resume", action="store_true",
-                   help="run only the points not yet stored in the results file")
+                   help="run only the points not yet stored in the results file, and those "
+                        "whose stored run failed (status 'error')")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -79,7 +80,9 @@ def cmd_sweep(args) -> int:
         return EXIT_INTERRUPTED
     c = report["counts"]
     print(f"{report['run']} runs in {report['seconds']:.0f} s ({report['executor']}), "
-          f"{report['skipped']} already stored: {c['converged']} converged, "
+          f"{report['skipped']} already stored"
+          + (f", {report['retried']} failed before and run again" if report['retried'] else "")
+          + f": {c['converged']} converged, "
           f"{c['not_converged']} not converged, {c['diverged']} diverged, {c['error']} errors. "
           f"Results: {args.out}", file=sys.stderr)
     return 0

@@ -185,6 +185,46 @@ def test_failing_run_is_stored_as_error_and_the_sweep_goes_on(tiny, tmp_path, mo
     assert "synthetic failure" in capsys.readouterr().out
 
 
+def test_resume_runs_the_failed_points_again_and_replaces_their_records(tiny, tmp_path,
+                                                                          monkeypatch, capsys):
+    train_module = sys.modules["neuroenergy.train"]
+    real_train = train_module.train
+
+    def flaky(config, data=None, progress=None):
+        if config.hidden == 30:
+            raise FloatingPointError("synthetic failure")
+        return real_train(config, data, progress)
+
+    path = write_sweep(tmp_path, tiny_sweep(tiny, hidden=(20, 30), seeds=1))
+    out = tmp_path / "r.h5"
+    monkeypatch.setattr(train_module, "train", flaky)
+    assert cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial"]) == 0
+    before = {s["run_id"]: s for s in read_runs(out)}
+    assert sum(s["status"] == "error" for s in before.values()) == 3
+    monkeypatch.setattr(train_module, "train", real_train)
+    capsys.readouterr()
+    assert cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial",
+                     "--resume", "--quiet"]) == 0
+    assert "3 runs in" in capsys.readouterr().err
+    after = read_runs(out)
+    assert len(after) == 6 and not [s for s in after if s["status"] == "error"]
+    assert len({s["key"] for s in after}) == 6
+    kept = [s for s in after if s["config"]["hidden"] == 20]  # not run again
+    assert len(kept) == 3 and all(s == before[s["run_id"]] for s in kept)
+    rerun = [s for s in after if s["config"]["hidden"] == 30]
+    assert len(rerun) == 3 and all(before[s["run_id"]]["status"] == "error" for s in rerun)
+    fresh = run_sweep(parse_sweep(tomllib.loads(tiny_sweep(tiny, hidden=(30,), seeds=1))),
+                      tmp_path / "fresh.h5", executor="serial", progress=False)
+    assert fresh["counts"]["error"] == 0
+    by_config = {json.dumps(s["config"], sort_keys=True): s for s in read_runs(tmp_path /
+                                                                               "fresh.h5")}
+    for s in rerun:  # the same numbers as the points run in a fresh file
+        assert s["energy"] == by_config[json.dumps(s["config"], sort_keys=True)]["energy"]
+    # a second resume finds nothing to do
+    assert run_sweep(parse_sweep(tomllib.loads(path.read_text())), out, executor="serial",
+                     resume=True, progress=False)["run"] == 0
+
+
 def test_dying_worker_is_retried_then_stored_as_error(tiny, tmp_path, monkeypatch):
     sweep = parse_sweep(tomllib.loads(tiny_sweep(tiny, hidden=(20, 30), seeds=2,
                                                  rules=['name = "backprop"'])))
