@@ -411,17 +411,6 @@ def forward_masked(xs, w1, a, x_prev, dh_prev, lr1_32, n_row, rank, counts1):
 @numba.njit(cache=True)
 def apply_masked_rows(w, pre, post, lr32, n_row, rank, counts, i_lo, i_hi):
     """The masked update of rows i_lo..i_hi-1 without a forward pass."""
-    if w.shape[1] == 10:  # the output layer: a row of constant length unrolls (~2x faster)
-        for i in range(i_lo, i_hi):
-            n_i = n_row[i]
-            if n_i > 0:
-                c = np.float32(-lr32 * pre[i])
-                for j in range(10):
-                    sel = rank[j] < n_i
-                    wij = w[i, j]
-                    w[i, j] = wij + c * post[j] if sel else wij
-                    counts[i, j] += sel
-        return
     for i in range(i_lo, i_hi):
         n_i = n_row[i]
         if n_i > 0:
@@ -431,3 +420,33 @@ def apply_masked_rows(w, pre, post, lr32, n_row, rank, counts, i_lo, i_hi):
                 wij = w[i, j]
                 w[i, j] = wij + c * post[j] if sel else wij
                 counts[i, j] += sel
+
+
+@numba.njit(cache=True)
+def apply_masked_few(w, pre, post, lr32, n_row, rank, counts, table):
+    """:func:`apply_masked_rows` of every row for a layer of few columns (the output layer):
+    table[n, j] = -1 where row count n writes column j (rank[j] < n), else 0, built once,
+    so each row reads its mask as int32 lanes (the vectoriser's width) instead of comparing
+    int64 ranks: ~2x faster on 1,000 x 10. ``table``: int32 (n_cols + 1, n_cols) scratch."""
+    kp, n_cols = w.shape
+    for n in range(n_cols + 1):
+        for j in range(n_cols):
+            table[n, j] = -1 if rank[j] < n else 0
+    if n_cols == 10:  # a row of constant length unrolls into vector lanes
+        for i in range(kp):
+            n_i = n_row[i]
+            c = np.float32(-lr32 * pre[i])
+            for j in range(10):
+                mask = table[n_i, j]
+                wij = w[i, j]
+                w[i, j] = wij + c * post[j] if mask != 0 else wij
+                counts[i, j] -= mask
+        return
+    for i in range(kp):
+        n_i = n_row[i]
+        c = np.float32(-lr32 * pre[i])
+        for j in range(n_cols):
+            mask = table[n_i, j]
+            wij = w[i, j]
+            w[i, j] = wij + c * post[j] if mask != 0 else wij
+            counts[i, j] -= mask

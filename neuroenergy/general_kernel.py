@@ -349,8 +349,9 @@ def _dependency_files():
     from . import general_codes, general_writes, kernels, row_tally
     here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__,
             row_tally.__file__, tally_rows.__file__]
-    topk = kernels.__file__.replace("kernels.py", "topk.py")
-    return here + [topk]
+    topk = [kernels.__file__.replace("kernels.py", name)
+            for name in ("topk.py", "topk_few.py", "quickselect.py")]
+    return here + topk
 
 
 _kernel_cache.refresh(train_chunk_general, _dependency_files())

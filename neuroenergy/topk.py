@@ -25,6 +25,11 @@ only (a 257-entry table with linear interpolation, error < ``LOG2_ERROR``) at
 ``NB_FINE`` bins, which leaves a few dozen to a few hundred candidates on MNIST training
 vectors. A quickselect over the candidates gives the exact threshold.
 
+Layers of at most ``topk_few.FEW_COLUMNS`` nonzero columns (the output layer) take
+``topk_few``'s method instead: exact per-column thresholds on a, found by bisection on a
+histogram of a; the selection is then read back by comparing every product with the
+threshold (the scan mode).
+
 Inputs whose products could underflow or overflow (or that hold inf / NaN) take an exact
 fallback that enumerates every pair; float32 magnitudes, which is what training passes,
 never do.
@@ -37,6 +42,9 @@ import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
+
+from .quickselect import quickselect_desc as _quickselect_desc
+from .topk_few import FEW_COLUMNS, NB_FEW, few_columns_threshold
 
 NB_COARSE = 64
 NB_FINE = 1024
@@ -66,7 +74,7 @@ def topk_workspace(m, n, cand):
     """Scratch arrays for :func:`topk_select` on vectors of sizes m and n, around ``cand``,
     a float64 buffer of m * n (only the first few hundred entries are touched, except by
     the exact fallback)."""
-    nb = max(NB_COARSE, NB_FINE)
+    nb = max(NB_COARSE, NB_FINE, NB_FEW)
     return TopkWorkspace(np.empty(m, np.int64), np.empty(n, np.int64), np.empty(m),
                          np.empty(n), np.empty(m, np.int64), np.empty(n, np.int64),
                          np.empty(m, np.int64), np.empty(n, np.int64),
@@ -266,43 +274,6 @@ def _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand):
     return n_rows, kept
 
 
-@numba.njit(cache=True)
-def _quickselect_desc(v, n, r):
-    """The r-th largest (r >= 1) of v[:n], reordering v in place (three-way partition, so
-    runs of equal values cost linear time)."""
-    lo = 0
-    hi = n - 1
-    target = r - 1  # position in descending order
-    while True:
-        if lo >= hi:
-            return v[lo]
-        mid = (lo + hi) >> 1
-        a, b, c = v[lo], v[mid], v[hi]  # median of three as the pivot
-        pivot = max(min(a, b), min(max(a, b), c))
-        lt = lo   # v[lo:lt] > pivot, v[lt:i] == pivot, v[gt+1:hi+1] < pivot
-        i = lo
-        gt = hi
-        while i <= gt:
-            x = v[i]
-            if x > pivot:
-                v[i] = v[lt]
-                v[lt] = x
-                lt += 1
-                i += 1
-            elif x < pivot:
-                v[i] = v[gt]
-                v[gt] = x
-                gt -= 1
-            else:
-                i += 1
-        if target < lt:
-            hi = lt - 1
-        elif target > gt:
-            lo = gt + 1
-        else:
-            return pivot
-
-
 @numba.njit(cache=True, inline="always")
 def _sort_row(sel_j, start, stop, bitmap):
     """Sort the distinct column indices sel_j[start:stop] ascending, in place: insertion
@@ -397,6 +368,17 @@ def topk_prepare(a, b, k, ws):
         state[S_TIES] = ties
         state[S_EQ] = n_eq
         return n_sel
+
+    if n_cols <= FEW_COLUMNS:  # the output layer: per-column thresholds on a (topk_few)
+        threshold, ties, n_eq, kept = few_columns_threshold(
+            a, b, k, rows, n_rows, cols, n_cols, lo_a, hi_a, qa, ws.ka, ws.sa, ws.ha, ws.lb,
+            ws.cand)
+        state[S_MODE] = MODE_SCAN
+        state[S_ROWS] = kept
+        ws.threshold[0] = threshold
+        state[S_TIES] = ties
+        state[S_EQ] = n_eq
+        return k
 
     ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
     nb, slack = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a,

@@ -1,0 +1,132 @@
+"""The selection's few-column path (``topk_few``: layers of at most 16 nonzero columns, the
+output layer) against the sort of the whole matrix in ``tests/reference.py``, and the masked
+output-layer update (``fold.apply_masked_few``) against the per-pair rule it replaces."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from neuroenergy.fold import apply_masked_few, apply_masked_rows
+from neuroenergy.kernels import topk_outer
+from neuroenergy.topk import MODE_SCAN, S_MODE, S_ROWS, topk_prepare, topk_workspace
+from neuroenergy.topk_few import FEW_COLUMNS
+
+from reference import topk_outer_ref
+
+
+def select(a, b, k):
+    size = a.size * b.size
+    sel_i = np.full(size, -7, np.int64)
+    sel_j = np.full(size, -7, np.int64)
+    n = topk_outer(a, b, k, sel_i, sel_j, np.empty(size), np.empty(1, np.int64),
+                   np.empty(1, np.int64))
+    return sel_i[:n], sel_j[:n]
+
+
+def check(a, b, k, exact_pairs):
+    a = np.ascontiguousarray(a, np.float64)
+    b = np.ascontiguousarray(b, np.float64)
+    sel_i, sel_j = select(a, b, k)
+    ref_i, ref_j, ref_values = topk_outer_ref(a, b, k)
+    assert sel_i.size == ref_i.size
+    flat = sel_i * b.size + sel_j
+    assert np.all(np.diff(flat) > 0), "pairs not in row-major order, or repeated"
+    values = a[sel_i] * b[sel_j]
+    assert np.all(values > 0.0)
+    np.testing.assert_array_equal(np.sort(values)[::-1], ref_values)
+    if exact_pairs:
+        np.testing.assert_array_equal(sel_i, ref_i)
+        np.testing.assert_array_equal(sel_j, ref_j)
+
+
+def _vector(rng, size, zero_fraction, octaves):
+    v = 2.0 ** rng.uniform(-octaves / 2, octaves / 2, size)
+    v[rng.random(size) < zero_fraction] = 0.0
+    return v
+
+
+def test_the_output_layer_takes_the_few_column_path():
+    rng = np.random.default_rng(0)
+    a, b = _vector(rng, 1000, 0.05, 20), _vector(rng, 10, 0.0, 6)
+    ws = topk_workspace(1000, 10, np.empty(10000))
+    assert topk_prepare(a, b, 7840, ws) == 7840
+    assert ws.state[S_MODE] == MODE_SCAN
+    assert ws.state[S_ROWS] <= np.count_nonzero(a)  # rows that cannot reach are dropped
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_few_columns_match_the_sort_of_the_whole_matrix(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.choice([1, 2, 7, 60, 700, 3000]))
+    n = int(rng.integers(1, FEW_COLUMNS + 1))
+    octaves = float(rng.choice([0.01, 1.0, 10.0, 40.0, 300.0]))  # one bin .. very wide ranges
+    a = _vector(rng, m, float(rng.choice([0.0, 0.3])), octaves)
+    b = _vector(rng, n, float(rng.choice([0.0, 0.3])), octaves)
+    nnz = np.count_nonzero(a) * np.count_nonzero(b)
+    for k in {1, 2, max(nnz // 100, 1), nnz // 2, int(0.784 * nnz), nnz - 1,
+              int(rng.integers(0, nnz + 1))}:
+        if 0 < k:
+            check(a, b, k, exact_pairs=True)  # continuous values: no ties
+
+
+def test_many_rows_in_coarse_bins():
+    rng = np.random.default_rng(5)
+    a = _vector(rng, 60000, 0.1, 60.0)  # 60 octaves over at most 1,024 bins
+    b = _vector(rng, 10, 0.0, 8.0)
+    for k in (1, 777, 300000, 539999):
+        check(a, b, k, exact_pairs=True)
+
+
+_element = st.one_of(st.just(0.0),
+                     st.floats(min_value=1e-6, max_value=1e3),
+                     st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.0]))  # repeated values: ties
+
+
+@st.composite
+def few_problem(draw):
+    m = draw(st.integers(1, 300))
+    n = draw(st.integers(1, FEW_COLUMNS))
+    a = draw(arrays(np.float64, m, elements=_element))
+    b = draw(arrays(np.float64, n, elements=_element))
+    return a, b, draw(st.integers(1, m * n))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(few_problem())
+def test_few_columns_with_ties(problem):
+    a, b, k = problem
+    check(a, b, k, exact_pairs=False)
+
+
+def test_products_that_round_onto_the_threshold():
+    # a[i] * b[j] within an ulp of each other across columns: the bounds must be widened
+    b = np.array([1.0, 1.0 + 2.0 ** -52, 3.0, 3.0 * (1 + 2.0 ** -51), 1.0 / 3.0])
+    a = np.nextafter(1.0, 2.0) ** np.arange(-40, 40) * 0.75
+    for k in range(1, a.size * b.size, 7):
+        check(a, b, k, exact_pairs=True)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_masked_few_update_equals_the_rank_rule(seed):
+    rng = np.random.default_rng(seed)
+    kp = int(rng.integers(1, 400))
+    n = int(rng.choice([3, 10, 16]))
+    w = rng.normal(0, 0.1, (kp, n)).astype(np.float32)
+    counts = rng.integers(0, 5, (kp, n)).astype(np.int32)
+    pre = rng.normal(0, 1, kp).astype(np.float32)
+    post = rng.normal(0, 1, n).astype(np.float32)
+    rank = rng.permutation(n).astype(np.int64)
+    n_row = rng.integers(0, n + 1, kp).astype(np.int64)
+    w0, counts0 = w.copy(), counts.copy()
+    w_ref, counts_ref = w.copy(), counts.copy()
+    apply_masked_rows(w_ref, pre, post, np.float32(0.01), n_row, rank, counts_ref, 0, kp)
+    apply_masked_few(w, pre, post, np.float32(0.01), n_row, rank, counts,
+                     np.zeros((n + 1, n), np.int32))
+    # the rule: row i writes the columns of its n_row[i] lowest ranks, in float32
+    selected = rank[None, :] < n_row[:, None]
+    c = (np.float32(-0.01) * pre).astype(np.float32)
+    np.testing.assert_array_equal(w, np.where(selected, w0 + c[:, None] * post[None, :], w0))
+    np.testing.assert_array_equal(counts, counts0 + selected)
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_array_equal(counts, counts_ref)
