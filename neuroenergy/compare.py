@@ -138,8 +138,6 @@ def _train_in_workers(points, workers, out, quiet) -> dict:
 
 def cmd_compare(args) -> int:
     from .cli import EXIT_INTERRUPTED, check_output_path, config_from_args, load_data_for
-    from .plots import plot_comparison
-    from .report import format_hardware_table, format_table
     from .rules import Backprop
     from .store import read_runs
     from .sweep import _check_data, point_key
@@ -200,29 +198,34 @@ def cmd_compare(args) -> int:
     summaries = [_stored_summary(out, done[key]) if key in done else new[key] for key in keys]
     failed = [s for s in summaries if s.get("status") == "error"]
     summaries = [s for s in summaries if s.get("status") != "error"]
-    if not summaries:
-        raise ConfigError(f"every run of this comparison failed; the first: "
-                          f"{failed[0].get('error')}")
+    if summaries:
+        _print_results(args, summaries, out, figure)
+    for s in failed:
+        print(f"neuroenergy: {s['rule']} seed {s['seed']} failed: {s.get('error')}",
+              file=sys.stderr)
+    if failed:  # a failure of the runs, not of the input: exit 1, not 2
+        what = ("every run of this comparison failed (no figure drawn)" if not summaries else
+                f"{len(failed)} of the {len(configs)} runs failed")
+        print(f"neuroenergy: {what}; failed runs are not stored in {out}: rerun the same "
+              "command with --resume to run them again.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_results(args, summaries, out, figure):
+    """The figure, then the tables (or JSON) of the runs that finished."""
+    from .plots import plot_comparison
+    from .report import format_hardware_table, format_table
     plot_comparison(summaries, figure)
     if args.json:
         from .cli import _json_default, json_safe
         print(json.dumps(json_safe(summaries), default=_json_default))
-    else:
-        print(format_table(summaries, hardware=False))
-        if args.hardware:
-            mode = ("accounting mode: float training, every write priced as if on the device"
-                    if args.hardware_mode == "accounting" else
-                    f"device in the loop: {args.hardware.split(',')[0]} holds the weights, "
-                    "every write priced")
-            print(f"\nWrites priced on hardware ({mode}; 'lost': updates below one device "
-                  "step)")
-            print(format_hardware_table(summaries))
-        print(f"\nresults: {out}\nfigure:  {figure}")
-    for s in failed:
-        print(f"neuroenergy: {s['rule']} seed {s['seed']} failed: {s.get('error')}",
-              file=sys.stderr)
-    if failed:
-        print(f"neuroenergy: {len(failed)} of the {len(configs)} runs failed and were not "
-              f"stored in {out}; rerun the same command with --resume to run them again.",
-              file=sys.stderr)
-    return 1 if failed else 0
+        return
+    print(format_table(summaries, hardware=False))
+    if args.hardware:
+        mode = ("accounting mode: float training, every write priced as if on the device"
+                if args.hardware_mode == "accounting" else
+                f"device in the loop: {args.hardware.split(',')[0]} holds the weights, "
+                "every write priced")
+        print(f"\nWrites priced on hardware ({mode}; 'lost': updates below one device step)")
+        print(format_hardware_table(summaries))
+    print(f"\nresults: {out}\nfigure:  {figure}")

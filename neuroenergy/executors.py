@@ -22,7 +22,8 @@ WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_TH
 MAX_ATTEMPTS = 2
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 EXECUTORS = ("serial", "processes", "dask")
-#: test hook: ``NEUROENERGY_EXECUTOR_FAULT=die:<key>`` kills the worker that runs that point
+#: test hook: ``NEUROENERGY_EXECUTOR_FAULT=die:<key>`` kills the worker that runs that point;
+#: ``raise:<key>`` (``raise:*``: every point) makes the run fail with an error
 FAULT_ENV = "NEUROENERGY_EXECUTOR_FAULT"
 
 _data_cache = {}
@@ -56,9 +57,12 @@ def run_point(task: dict) -> dict:
     config_dict, key = task["config"], task["key"]
     if task.get("warm_up"):
         return _warm_up(config_dict)
-    if os.environ.get(FAULT_ENV) == f"die:{key}":
+    fault = os.environ.get(FAULT_ENV)
+    if fault == f"die:{key}":
         os._exit(70)
     try:
+        if fault in (f"raise:{key}", "raise:*"):
+            raise RuntimeError("injected failure (test hook)")
         config = RunConfig.from_dict(config_dict)
         with _one_blas_thread():
             result = train(config, _dataset_for(config))

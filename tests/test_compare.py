@@ -105,8 +105,8 @@ def test_compare_run_that_fails_in_a_worker_is_reported_then_resumed(tmp_path, c
     code, _, err = _run([*args, "--out", out], capsys)
     assert code == 1
     assert "path seed 0 failed: a worker process died" in err
-    assert f"1 of the 4 runs failed and were not stored in {out}; rerun the same command " \
-           "with --resume" in err
+    assert f"1 of the 4 runs failed; failed runs are not stored in {out}: rerun the same " \
+           "command with --resume" in err
     assert sorted(s["rule"] for s in read_runs(out)) == ["backprop", "combined", "top-fraction"]
     monkeypatch.delenv(FAULT_ENV)
     code, _, err = _run([*args, "--resume", "--out", out], capsys)
@@ -115,6 +115,22 @@ def test_compare_run_that_fails_in_a_worker_is_reported_then_resumed(tmp_path, c
     assert len(runs) == 4 and {s["status"] for s in runs} <= {"converged", "not_converged"}
     resumed = next(s for s in runs if s["rule"] == "path")
     assert resumed["energy"] == victim["energy"]  # the run it would have been
+
+
+def test_compare_where_every_run_fails_exits_1_and_says_so(tmp_path, capsys, mnist,
+                                                           monkeypatch):
+    """Every run failing is a failure of the runs (exit 1, each reported), not bad input
+    (exit 2); nothing is stored and no figure drawn."""
+    from neuroenergy.executors import FAULT_ENV
+    monkeypatch.setenv(FAULT_ENV, "raise:*")
+    out = tmp_path / "c.h5"
+    code, stdout, err = _run(["compare", *SHORT, "--no-hardware", "--workers", "2", "--out",
+                              out], capsys)
+    assert code == 1
+    assert err.count("failed: RuntimeError: injected failure") == 4
+    assert "every run of this comparison failed (no figure drawn)" in err
+    assert "--resume" in err and "rule" not in stdout
+    assert (not out.exists() or read_runs(out) == []) and not out.with_suffix(".png").exists()
 
 
 def test_presets_with_equal_parameters_are_priced_once_each_as_if_alone(mnist):
