@@ -1,6 +1,7 @@
 """The r-th largest entry of a float64 buffer, found in place: the exact step of the top-k
 selections (``topk``, ``topk_few``)."""
 import numba
+import numpy as np
 
 
 @numba.njit(cache=True)
@@ -38,3 +39,17 @@ def quickselect_desc(v, n, r):
             lo = gt + 1
         else:
             return pivot
+
+
+@numba.njit(cache=True)
+def threshold_of(v, n, r):
+    """(t, above, equal): t the r-th largest of v[:n] (v reordered), and how many of
+    v[:n] are above it and equal to it. The top r are those above t and r - above of
+    those equal to it."""
+    t = quickselect_desc(v, np.int64(n), np.int64(r))
+    above = 0
+    equal = 0
+    for u in range(n):
+        above += v[u] > t
+        equal += v[u] == t
+    return t, above, equal

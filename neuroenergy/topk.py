@@ -43,7 +43,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from .quickselect import quickselect_desc as _quickselect_desc
+from .quickselect import threshold_of
 from .topk_few import FEW_COLUMNS, NB_FEW, few_columns_threshold
 
 NB_COARSE = 64
@@ -320,12 +320,7 @@ def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
                 n_pos += 1
     if k >= n_pos:
         return 0.0, 0, 0, n_pos
-    threshold = _quickselect_desc(cand, np.int64(n_pos), np.int64(k))
-    n_above = 0
-    n_eq = 0
-    for t in range(n_pos):  # cand[:n_pos] was only reordered
-        n_above += cand[t] > threshold
-        n_eq += cand[t] == threshold
+    threshold, n_above, n_eq = threshold_of(cand, n_pos, k)
     return threshold, k - n_above, n_eq, k
 
 
@@ -413,12 +408,7 @@ def topk_prepare(a, b, k, ws):
             cand[u_cand] = a[i] * b[col_order[u]]
             u_cand += 1
     need = k - n_take
-    threshold = _quickselect_desc(cand, np.int64(n_cand), np.int64(need))
-    n_above = 0
-    n_eq = 0
-    for u in range(n_cand):
-        n_above += cand[u] > threshold
-        n_eq += cand[u] == threshold
+    threshold, n_above, n_eq = threshold_of(cand, n_cand, need)
     ws.threshold[0] = threshold
     state[S_EQ] = n_eq
     state[S_MODE] = MODE_BANDS

@@ -20,7 +20,7 @@ import numpy as np
 
 from hardware_models.tally_rows import _bits_of as _bits, _float_of as _float
 
-from .quickselect import quickselect_desc
+from .quickselect import threshold_of
 
 FEW_COLUMNS = 16        # layers with at most this many nonzero columns take this path
 NB_FEW = 1024           # most bins of a (the workspace's histograms hold this many)
@@ -149,12 +149,7 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
             cand[n_cand] = a[grouped[g]] * bj
             n_cand += 1
     need = k - n_take
-    threshold = quickselect_desc(cand, np.int64(n_cand), np.int64(need))
-    n_above = 0
-    n_eq = 0
-    for u in range(n_cand):
-        n_above += cand[u] > threshold
-        n_eq += cand[u] == threshold
+    threshold, n_above, n_eq = threshold_of(cand, n_cand, need)
     # rows whose every product is below t_b hold no selected pair
     v_min = t_b / b_max * (1.0 - WIDEN)
     kept = 0
