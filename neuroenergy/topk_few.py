@@ -45,7 +45,7 @@ def _maybe_in(start, n_rows, nb, shift, base, v_lo):
 
 
 @numba.njit(cache=True, inline="always")
-def _counts(t, b, inv_b, cols, n_cols, start, n_rows, nb, shift, base):
+def _counts(t, inv_b, cols, n_cols, start, n_rows, nb, shift, base):
     """(pairs surely >= t, pairs possibly >= t)."""
     lo = 0
     hi = 0
@@ -94,41 +94,37 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
         inv_b[cols[u]] = 1.0 / b[cols[u]]
 
     # bisection on t's bits, at a quarter of a bin: C(t_of(lo)) >= k and C(t_of(hi)) < k
-    # (C: pairs >= t); t_of(0) = 0 is below every product, t_of(top) = inf above all
+    # (C: pairs >= t); t_of(0) = 0 is below every product, t_of(top) = inf above all.
+    # Once a step cannot decide (t* is within a bin or two of it), lo and hi are narrowed
+    # separately from it: one loop, so that the count is compiled once
     r = shift - SEARCH_SUBBITS
     lo = np.int64(0)
     hi = np.int64(BITS_INF >> r)
-    split = np.int64(-1)
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        n_in, n_maybe = _counts(_float(mid << r), b, inv_b, cols, n_cols, start, n_rows,
-                                nb, shift, base)
-        if n_in >= k:
-            lo = mid
-        elif n_maybe < k:
-            hi = mid
-        else:  # t* is within a bin or two of t_of(mid): bracket it from both sides
-            split = mid
-            break
-    if split >= 0:
-        b_hi = split  # largest x in [lo, split) that is surely reached by k pairs
-        while b_hi - lo > 1:
+    b_hi = hi    # lo is searched below b_hi, hi above a_lo: both lo and hi at first
+    a_lo = lo
+    while True:
+        if b_hi - lo > 1:
             mid = (lo + b_hi) >> 1
-            n_in, _ = _counts(_float(mid << r), b, inv_b, cols, n_cols, start, n_rows, nb,
-                              shift, base)
+        elif hi - a_lo > 1:
+            mid = (a_lo + hi) >> 1
+        else:
+            break
+        n_in, n_maybe = _counts(_float(mid << r), inv_b, cols, n_cols, start, n_rows, nb,
+                                shift, base)
+        if mid < b_hi:  # narrowing lo (and hi while nothing was undecided)
             if n_in >= k:
                 lo = mid
-            else:
-                b_hi = mid
-        a_lo = split  # smallest x in (split, hi] that fewer than k pairs can reach
-        while hi - a_lo > 1:
-            mid = (a_lo + hi) >> 1
-            _, n_maybe = _counts(_float(mid << r), b, inv_b, cols, n_cols, start, n_rows, nb,
-                                 shift, base)
-            if n_maybe < k:
+                a_lo = max(a_lo, mid)
+            elif n_maybe < k:
                 hi = mid
-            else:
-                a_lo = mid
+                b_hi = mid
+            else:  # undecided: lo is below mid, hi above it
+                b_hi = mid
+                a_lo = max(a_lo, mid)
+        elif n_maybe < k:  # narrowing hi
+            hi = mid
+        else:
+            a_lo = mid
     t_b = _float(lo << r)
     t_a = _float(hi << r)
 
