@@ -424,7 +424,7 @@ def apply_masked_rows(w, pre, post, lr32, n_row, rank, counts, i_lo, i_hi):
 
 @numba.njit(cache=True)
 def apply_masked_few(w, pre, post, lr32, n_row, rank, counts, table):
-    """:func:`apply_masked_rows` of every row for a layer of few columns (the output layer):
+    """:func:`apply_masked_rows` of every row of the output layer (few columns):
     table[n, j] = -1 where row count n writes column j (rank[j] < n), else 0, built once,
     so each row reads its mask as int32 lanes (the vectoriser's width) instead of comparing
     int64 ranks: ~2x faster on 1,000 x 10. ``table``: int32 (n_cols + 1, n_cols) scratch."""

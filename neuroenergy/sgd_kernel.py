@@ -25,9 +25,9 @@ paths of its rule, e.g. a backprop run no selection code (about half the code).
 import numba
 import numpy as np
 
-from .fold import (FEW_COLUMNS, _apply_dense_rows, _apply_selected, _band_sums,
-                   _count_dense, _dense_output_update, _flush_counts, _forward_rows,
-                   apply_masked_few, apply_masked_rows, forward_masked, masked_plan)
+from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
+                   _dense_output_update, _flush_counts, _forward_rows, apply_masked_few,
+                   apply_masked_rows, forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       _write_pair_rows, _write_pairs_impl, meter_dense_closed_form,
                       output_error, write_dense_priced)
@@ -187,7 +187,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     order2 = np.zeros(n_out, np.int64)
     rank2 = np.zeros(n_out, np.int64)
     n_row2 = np.zeros(kp, np.int64)
-    mask2_table = np.zeros((n_out + 1 if n_out <= FEW_COLUMNS else 0, n_out), np.int32)
+    mask2_table = np.zeros((n_out + 1, n_out), np.int32)  # the output layer's few columns
     lr2_32 = np.float32(lr2)
     mask_pending = False
     # sparse input-layer writes are counted in bytes, added into counts1 every BYTE_COUNTS
@@ -242,11 +242,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             topk_prepare(abs_h, abs_post, k2_all, ws2)
             if masked2 and masked_plan(h, post2, lr2, abs_h, abs_post, ws2, order2, rank2,
                                        cum2_b, cum2_pos, n_row2, meter_i, meter_f, OUT):
-                if n_out <= FEW_COLUMNS:  # the output layer
-                    apply_masked_few(w2, h, post2, lr2_32, n_row2, rank2, counts2,
-                                     mask2_table)
-                else:
-                    apply_masked_rows(w2, h, post2, lr2_32, n_row2, rank2, counts2, ZERO, kp)
+                apply_masked_few(w2, h, post2, lr2_32, n_row2, rank2, counts2, mask2_table)
             else:
                 if since_flush2 == BYTE_COUNTS:
                     _add_counts(counts2, counts2_8)
