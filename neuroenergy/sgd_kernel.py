@@ -32,7 +32,7 @@ from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope
                       _write_pair_rows, _write_pairs_impl, meter_dense_closed_form,
                       output_error, write_dense_priced)
 from .row_tally import new_row_buffer, price_held
-from .topk import topk_prepare, topk_select, topk_workspace
+from .topk import topk_prepare, topk_prepare_few, topk_select, topk_workspace
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
 MASK_SHARE = 8  # selections of at least 1 / MASK_SHARE of a layer are written as masks
@@ -239,7 +239,12 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         if sel2:
             _abs64(h, abs_h)
             _abs64(post2, abs_post)
-            topk_prepare(abs_h, abs_post, k2_all, ws2)
+            # a large share of the output layer's 10 columns (the tied fraction): per-column
+            # thresholds; a few pairs (k of 1%): the bands, which visit only their rows
+            if mask2_on is not None:
+                topk_prepare_few(abs_h, abs_post, k2_all, ws2)
+            if mask2_on is None:
+                topk_prepare(abs_h, abs_post, k2_all, ws2)
             if masked2 and masked_plan(h, post2, lr2, abs_h, abs_post, ws2, order2, rank2,
                                        cum2_b, cum2_pos, n_row2, meter_i, meter_f, OUT):
                 apply_masked_few(w2, h, post2, lr2_32, n_row2, rank2, counts2, mask2_table)

@@ -25,10 +25,9 @@ only (a 257-entry table with linear interpolation, error < ``LOG2_ERROR``) at
 ``NB_FINE`` bins, which leaves a few dozen to a few hundred candidates on MNIST training
 vectors. A quickselect over the candidates gives the exact threshold.
 
-Layers of at most ``topk_few.FEW_COLUMNS`` nonzero columns (the output layer) take
-``topk_few``'s method instead: exact per-column thresholds on a, found by bisection on a
-histogram of a; the selection is then read back by comparing every product with the
-threshold (the scan mode).
+The output layer (10 columns) has its own entry, :func:`topk_prepare_few`: exact per-column
+thresholds on a, found by bisection on a histogram of a (``topk_few``); the selection is
+then read back by comparing every product with the threshold (the scan mode).
 
 Inputs whose products could underflow or overflow (or that hold inf / NaN) take an exact
 fallback that enumerates every pair; float32 magnitudes, which is what training passes,
@@ -44,7 +43,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .quickselect import threshold_of
-from .topk_few import FEW_COLUMNS, NB_FEW, few_columns_threshold
+from .topk_few import NB_FEW, few_columns_threshold
 
 NB_COARSE = 64
 NB_FINE = 1024
@@ -324,6 +323,64 @@ def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
     return threshold, k - n_above, n_eq, k
 
 
+@numba.njit(cache=True, inline="always")
+def _start(a, b, k, ws):
+    """The start of both methods: the keys and the nonzero rows and columns in ``ws``, and
+    the cases that need no search (nothing to select, everything, inputs outside the fast
+    path's range). Returns (pairs selected, or -1 when a search must follow; the key
+    ranges of a and b)."""
+    state = ws.state
+    state[S_MODE] = MODE_NONE
+    state[S_ROWS] = 0
+    zero = np.int64(0)
+    if k <= 0 or a.shape[0] == 0 or b.shape[0] == 0:
+        return zero, zero, zero, zero, zero
+    rows, cols = ws.rows, ws.cols
+    n_rows, lo_a, hi_a, ok_a = _fill_keys(a, ws.ka, rows)
+    n_cols, lo_b, hi_b, ok_b = _fill_keys(b, ws.kb, cols)
+    if n_rows == 0 or n_cols == 0:
+        return zero, zero, zero, zero, zero
+    state[S_ROWS] = n_rows
+    state[S_COLS] = n_cols
+    safe = (ok_a and ok_b and (lo_a + lo_b) / KEY_SCALE - 2 * 1023 > -SAFE_LOG2
+            and (hi_a + hi_b) / KEY_SCALE - 2 * 1023 < SAFE_LOG2)
+    if safe and k < n_rows * n_cols:
+        return np.int64(-1), lo_a, hi_a, lo_b, hi_b
+    # every pair of nonzero factors is compared with the threshold
+    state[S_MODE] = MODE_SCAN
+    if safe:  # products of normal factors in range never underflow: take them all
+        ws.threshold[0] = 0.0
+        state[S_TIES] = 0
+        state[S_EQ] = 0
+        return np.int64(n_rows * n_cols), lo_a, hi_a, lo_b, hi_b
+    threshold, ties, n_eq, n_sel = _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols,
+                                                       ws.cand)
+    ws.threshold[0] = threshold
+    state[S_TIES] = ties
+    state[S_EQ] = n_eq
+    return np.int64(n_sel), lo_a, hi_a, lo_b, hi_b
+
+
+@numba.njit(cache=True)
+def topk_prepare_few(a, b, k, ws):
+    """:func:`topk_prepare` for a layer of few columns (the output layer; any shape is
+    selected exactly, but each step of the search costs one lookup per column): per-column
+    thresholds on a (``topk_few``), read back in the scan mode."""
+    done, lo_a, hi_a, _, _ = _start(a, b, k, ws)
+    if done >= 0:
+        return done
+    state = ws.state
+    threshold, ties, n_eq, kept = few_columns_threshold(
+        a, b, k, ws.rows, state[S_ROWS], ws.cols, state[S_COLS], lo_a, hi_a, ws.qa, ws.ka,
+        ws.sa, ws.ha, ws.lb, ws.cand)
+    state[S_MODE] = MODE_SCAN
+    state[S_ROWS] = kept
+    ws.threshold[0] = threshold
+    state[S_TIES] = ties
+    state[S_EQ] = n_eq
+    return k
+
+
 @numba.njit(cache=True)
 def topk_prepare(a, b, k, ws):
     """Find the k largest products a[i] b[j] > 0 (a, b >= 0, C-contiguous float64) and
@@ -333,48 +390,12 @@ def topk_prepare(a, b, k, ws):
     unchanged. The selection is every product above ``ws.threshold[0]`` and the first
     ``ws.state[S_TIES]`` of the ``ws.state[S_EQ]`` products equal to it, in row-major order.
     Returns the number of pairs selected, min(k, positive products)."""
+    done, lo_a, hi_a, lo_b, hi_b = _start(a, b, k, ws)
+    if done >= 0:
+        return done
     state = ws.state
-    state[S_MODE] = MODE_NONE
-    state[S_ROWS] = 0
-    m = a.shape[0]
-    n = b.shape[0]
-    if k <= 0 or m == 0 or n == 0:
-        return 0
+    n_rows, n_cols = state[S_ROWS], state[S_COLS]
     qa, qb, rows, cols = ws.qa, ws.qb, ws.rows, ws.cols
-    n_rows, lo_a, hi_a, ok_a = _fill_keys(a, ws.ka, rows)
-    n_cols, lo_b, hi_b, ok_b = _fill_keys(b, ws.kb, cols)
-    if n_rows == 0 or n_cols == 0:
-        return 0
-    state[S_ROWS] = n_rows
-    state[S_COLS] = n_cols
-    safe = (ok_a and ok_b and (lo_a + lo_b) / KEY_SCALE - 2 * 1023 > -SAFE_LOG2
-            and (hi_a + hi_b) / KEY_SCALE - 2 * 1023 < SAFE_LOG2)
-    if not safe or k >= n_rows * n_cols:
-        # every pair of nonzero factors is compared with the threshold
-        state[S_MODE] = MODE_SCAN
-        if safe:  # products of normal factors in range never underflow: take them all
-            ws.threshold[0] = 0.0
-            state[S_TIES] = 0
-            state[S_EQ] = 0
-            return n_rows * n_cols
-        threshold, ties, n_eq, n_sel = _fallback_threshold(a, b, k, rows, n_rows, cols,
-                                                           n_cols, ws.cand)
-        ws.threshold[0] = threshold
-        state[S_TIES] = ties
-        state[S_EQ] = n_eq
-        return n_sel
-
-    if n_cols <= FEW_COLUMNS:  # the output layer: per-column thresholds on a (topk_few)
-        threshold, ties, n_eq, kept = few_columns_threshold(
-            a, b, k, rows, n_rows, cols, n_cols, lo_a, hi_a, qa, ws.ka, ws.sa, ws.ha, ws.lb,
-            ws.cand)
-        state[S_MODE] = MODE_SCAN
-        state[S_ROWS] = kept
-        ws.threshold[0] = threshold
-        state[S_TIES] = ties
-        state[S_EQ] = n_eq
-        return k
-
     ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
     nb, slack = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a,
                               hi_a, lo_b, hi_b)
@@ -501,6 +522,13 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     ``ordered=False`` the pairs are only grouped by row (ascending); within a row their
     order is unspecified (the same set is selected, ties included)."""
     topk_prepare(a, b, k, ws)
+    return topk_read(a, b, sel_i, sel_j, ws, ordered)
+
+
+@numba.njit(cache=True)
+def topk_read(a, b, sel_i, sel_j, ws, ordered=True):
+    """The pairs of the last :func:`topk_prepare` or :func:`topk_prepare_few` on (a, b, ws),
+    as :func:`topk_select` lists them; returns their number."""
     state = ws.state
     mode, nb, c_take, c_cand = state[S_MODE], state[S_NB], state[S_TAKE], state[S_CAND]
     n_rows, n_cols, ties = state[S_ROWS], state[S_COLS], state[S_TIES]

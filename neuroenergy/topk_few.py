@@ -1,5 +1,5 @@
 """Exact threshold of the k largest products a[i] * b[j] when b has few nonzero entries (a
-layer of few columns: the output layer). ``topk.topk_prepare`` takes this path there.
+layer of few columns: the output layer), for ``topk.topk_prepare_few``.
 
 With few columns, counting the pairs at or above a threshold t costs one lookup per column:
 the rows of column j at or above t are those with a[i] >= t / b[j]. a is binned on its IEEE
@@ -22,7 +22,6 @@ from hardware_models.tally_rows import _bits_of as _bits, _float_of as _float
 
 from .quickselect import threshold_of
 
-FEW_COLUMNS = 16        # layers with at most this many nonzero columns take this path
 NB_FEW = 1024           # most bins of a (the workspace's histograms hold this many)
 KEY_SHIFT = 44          # keys of a (topk's): float64 bits >> 44
 SEARCH_SUBBITS = 2      # t is bisected to a quarter of a bin

@@ -1,6 +1,7 @@
-"""The selection's few-column path (``topk_few``: layers of at most 16 nonzero columns, the
-output layer) against the sort of the whole matrix in ``tests/reference.py``, and the masked
-output-layer update (``fold.apply_masked_few``) against the per-pair rule it replaces."""
+"""The output layer's selection (``topk.topk_prepare_few``, the method of ``topk_few``)
+against the sort of the whole matrix in ``tests/reference.py``, on layers of few columns and
+on others, and the masked output-layer update (``fold.apply_masked_few``) against the
+per-pair rule it replaces."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,9 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from neuroenergy.fold import apply_masked_few, apply_masked_rows
-from neuroenergy.kernels import topk_outer
-from neuroenergy.topk import MODE_SCAN, S_MODE, S_ROWS, topk_prepare, topk_workspace
-from neuroenergy.topk_few import FEW_COLUMNS
+from neuroenergy.topk import (MODE_SCAN, S_MODE, S_ROWS, topk_prepare_few, topk_read,
+                              topk_workspace)
+
+FEW_COLUMNS = 16
 
 from reference import topk_outer_ref
 
@@ -19,8 +21,9 @@ def select(a, b, k):
     size = a.size * b.size
     sel_i = np.full(size, -7, np.int64)
     sel_j = np.full(size, -7, np.int64)
-    n = topk_outer(a, b, k, sel_i, sel_j, np.empty(size), np.empty(1, np.int64),
-                   np.empty(1, np.int64))
+    ws = topk_workspace(a.size, b.size, np.empty(size))
+    n = topk_prepare_few(a, b, k, ws)
+    assert topk_read(a, b, sel_i, sel_j, ws, True) == n
     return sel_i[:n], sel_j[:n]
 
 
@@ -46,11 +49,11 @@ def _vector(rng, size, zero_fraction, octaves):
     return v
 
 
-def test_the_output_layer_takes_the_few_column_path():
+def test_the_few_column_method_reads_back_in_the_scan_mode():
     rng = np.random.default_rng(0)
     a, b = _vector(rng, 1000, 0.05, 20), _vector(rng, 10, 0.0, 6)
     ws = topk_workspace(1000, 10, np.empty(10000))
-    assert topk_prepare(a, b, 7840, ws) == 7840
+    assert topk_prepare_few(a, b, 7840, ws) == 7840
     assert ws.state[S_MODE] == MODE_SCAN
     assert ws.state[S_ROWS] <= np.count_nonzero(a)  # rows that cannot reach are dropped
 
@@ -68,6 +71,25 @@ def test_few_columns_match_the_sort_of_the_whole_matrix(seed):
               int(rng.integers(0, nnz + 1))}:
         if 0 < k:
             check(a, b, k, exact_pairs=True)  # continuous values: no ties
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_number_of_columns_is_exact(seed):
+    rng = np.random.default_rng(100 + seed)
+    a, b = _vector(rng, 300, 0.1, 20.0), _vector(rng, 90, 0.1, 20.0)
+    nnz = np.count_nonzero(a) * np.count_nonzero(b)
+    for k in (1, nnz // 100, nnz // 2, nnz - 1):
+        check(a, b, k, exact_pairs=True)
+
+
+def test_edge_cases():
+    assert select(np.zeros(5), np.ones(3), 4)[0].size == 0
+    assert select(np.ones(5), np.ones(3), 0)[0].size == 0
+    sel_i, sel_j = select(np.array([0.0, 0.0, 5.0]), np.array([0.0, 1.0]), 6)
+    assert (sel_i.tolist(), sel_j.tolist()) == ([2], [1])  # everything, zeros left out
+    check(np.array([1e-200, 1.0]), np.array([1e-200]), 2, exact_pairs=True)  # underflow
+    check(np.array([1.0, 2.0 ** 64]), np.array([1.0, 2.0 ** -64, 2.0 ** 10]), 2,
+          exact_pairs=True)
 
 
 def test_many_rows_in_coarse_bins():
