@@ -17,7 +17,7 @@ from neuroenergy.kernels import (ACT_LEAKY_RELU, LOSS_MSE, MF_M1, MF_M1_POT, N_M
                                  topk_outer)
 from neuroenergy.sgd_kernel import MASK_SHARE, ROW_BLOCK, _layer_modes, train_chunk
 from neuroenergy.topk import (S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
-                              topk_prepare, topk_row, topk_workspace)
+                              topk_prepare, topk_prepare_few, topk_row, topk_workspace)
 
 from reference import topk_outer_ref, train_chunk_ref
 
@@ -156,12 +156,13 @@ def test_argsort_desc_sorts(n):
     assert np.all(np.diff(b[order]) <= 0)
 
 
+@pytest.mark.parametrize("few_method", [False, True])
 @pytest.mark.parametrize("seed", range(40))
-def test_masked_plan_counts_and_meter(seed):
+def test_masked_plan_counts_and_meter(seed, few_method):
     """Per-row counts are the number of selected pairs in each row, the selected columns are
     the row's largest |post|, and the meter is the pair-by-pair one; for few columns (counted
     by direct comparison, ``fold.FEW_COLUMNS``) and many, with and without products tied at
-    the threshold."""
+    the threshold; after either selection method (``topk_prepare_few``: the output layer)."""
     rng = np.random.default_rng(seed)
     m = int(rng.integers(2, 60))
     n = int(rng.integers(2, FEW_COLUMNS + 1) if seed % 2 else rng.integers(FEW_COLUMNS + 1, 40))
@@ -175,7 +176,7 @@ def test_masked_plan_counts_and_meter(seed):
     a, b = np.abs(pre.astype(np.float64)), np.abs(post.astype(np.float64))
     k = int(rng.integers(1, m * n + 1))
     ws = topk_workspace(m, n, np.empty(m * n))
-    topk_prepare(a, b, k, ws)
+    (topk_prepare_few if few_method else topk_prepare)(a, b, k, ws)
     order, rank = np.empty(n, np.int64), np.empty(n, np.int64)
     cum_b, cum_pos, n_row = np.empty(n + 1), np.empty(n + 1), np.empty(m, np.int64)
     meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, N_METER_F))

@@ -118,7 +118,7 @@ def few_problem(draw):
 @given(few_problem())
 def test_few_columns_with_ties(problem):
     a, b, k = problem
-    check(a, b, k, exact_pairs=False)
+    check(a, b, k, exact_pairs=True)  # ties: the first ones in row-major order
 
 
 def test_products_that_round_onto_the_threshold():
@@ -152,3 +152,37 @@ def test_masked_few_update_equals_the_rank_rule(seed):
     np.testing.assert_array_equal(counts, counts0 + selected)
     np.testing.assert_array_equal(w, w_ref)
     np.testing.assert_array_equal(counts, counts_ref)
+
+
+def test_ties_split_in_row_major_order_are_written_by_the_pair_writer():
+    """When products tied at the threshold must be split, the masked plan declines and the
+    kernel writes the pairs of the scan mode (``fold._apply_selected``): exactly the
+    reference's pairs, the first tied ones in row-major order."""
+    from neuroenergy.fold import _apply_selected, _band_sums, masked_plan
+    from neuroenergy.kernels import MF_M1, N_METER_F
+    from neuroenergy.topk import S_EQ, S_TIES
+    pre = np.array([1.0, -1.0, 0.5, 1.0, 0.0, -2.0], np.float32)
+    post = np.array([0.5, -0.5, 0.25, 1.0], np.float32)
+    a, b = np.abs(pre.astype(np.float64)), np.abs(post.astype(np.float64))
+    m, n = a.size, b.size
+    k = 9  # ends inside the products tied at 0.5
+    ws = topk_workspace(m, n, np.empty(m * n))
+    assert topk_prepare_few(a, b, k, ws) == k
+    assert 0 < ws.state[S_TIES] < ws.state[S_EQ]
+    order, rank = np.empty(n, np.int64), np.empty(n, np.int64)
+    cum_b, cum_pos, n_row = np.empty(n + 1), np.empty(n + 1), np.empty(m, np.int64)
+    meter_i, meter_f = np.zeros(2, np.int64), np.zeros((2, N_METER_F))
+    assert not masked_plan(pre, post, 0.1, a, b, ws, order, rank, cum_b, cum_pos, n_row,
+                           meter_i, meter_f, 1)
+    w = np.zeros((m, n), np.float32)
+    counts = np.zeros((m, n), np.uint8)
+    _band_sums(ws, b, post, cum_b, cum_pos)
+    _apply_selected(w, pre, post, 0.1, a, b, ws, cum_b, cum_pos, m, 0, counts, -1.0, meter_i,
+                    meter_f, 1)
+    ref_i, ref_j, _ = topk_outer_ref(a, b, k)
+    expected = np.zeros((m, n), np.uint8)
+    expected[ref_i, ref_j] = 1
+    np.testing.assert_array_equal(counts, expected)
+    assert meter_i[1] == k
+    dw = 0.1 * a[ref_i] * b[ref_j]
+    np.testing.assert_allclose(meter_f[1, MF_M1], dw.sum(), rtol=1e-12)
