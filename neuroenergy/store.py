@@ -201,19 +201,18 @@ class ResultsWriter:
         """Sweep keys of every run stored so far (file and journal)."""
         return {s["key"] for s in read_runs(self.path) if s.get("key")}
 
-    def finished_keys(self, retry_failed: set) -> set:
-        """Sweep keys of the runs stored so far, after deleting the failed runs (status
-        'error') whose key is in ``retry_failed`` and has no other stored run: those points
-        are then missing, so they run again (a failure is no result; its message was
-        reported when it was stored)."""
+    def drop_failed(self, keys: set) -> set:
+        """Delete the failed runs (status 'error') of these sweep keys that have no other
+        stored run, so that those points are missing and run again (a failure is no
+        result; its message was reported when it was stored). Returns the keys dropped."""
         runs = read_runs(self.path)
         ok = {s["key"] for s in runs if s.get("key") and s.get("status") != STATUS_ERROR}
-        failed = [s["run_id"] for s in runs if s.get("status") == STATUS_ERROR
-                  and s.get("key") in retry_failed and s["key"] not in ok]
+        failed = [s for s in runs if s.get("status") == STATUS_ERROR
+                  and s.get("key") in keys and s["key"] not in ok]
         if failed:
-            self.merge()  # the journal is empty after recover(); this makes sure of it
-            drop_runs(self.path, failed)
-        return self.keys()
+            self.merge()  # a pending failed run is in the journal until merged
+            drop_runs(self.path, [s["run_id"] for s in failed])
+        return {s["key"] for s in failed}
 
     def add(self, record, merge=None) -> str:
         """Store one record (see :func:`record_from_result`); returns its run id. Ctrl-C

@@ -283,13 +283,10 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
     counts = {"converged": 0, "not_converged": 0, "diverged": 0, "error": 0}
     start = time.monotonic()
     with ResultsWriter(out) as writer:
-        point_keys = {p.key for p in sweep.points}
-        failed_before = point_keys & {s.get("key") for s in read_runs(out)
-                                      if s.get("status") == "error"}
-        done_keys = writer.finished_keys(retry_failed=point_keys)
+        retried = len(writer.drop_failed({p.key for p in sweep.points}))
+        done_keys = writer.keys()
         todo = [p for p in sweep.points if p.key not in done_keys]
         skipped = len(sweep.points) - len(todo)
-        retried = len(failed_before - done_keys)
         writer.set_attrs({"sweep_name": sweep.name, "sweep_toml": sweep.text or "",
                           "sweep_points": len(sweep.points)})
         bar = _Bar(len(todo), skipped, counts, enabled=progress, label=runner.describe())
