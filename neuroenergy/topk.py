@@ -525,10 +525,11 @@ def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     return topk_read(a, b, sel_i, sel_j, ws, ordered)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def topk_read(a, b, sel_i, sel_j, ws, ordered=True):
     """The pairs of the last :func:`topk_prepare` or :func:`topk_prepare_few` on (a, b, ws),
-    as :func:`topk_select` lists them; returns their number."""
+    as :func:`topk_select` lists them; returns their number. (Inlined: a call would count
+    references to the workspace's twenty arrays twice per call.)"""
     state = ws.state
     mode, nb, c_take, c_cand = state[S_MODE], state[S_NB], state[S_TAKE], state[S_CAND]
     n_rows, n_cols, ties = state[S_ROWS], state[S_COLS], state[S_TIES]
