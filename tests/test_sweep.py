@@ -205,7 +205,8 @@ def test_resume_runs_the_failed_points_again_and_replaces_their_records(tiny, tm
     capsys.readouterr()
     assert cli.main(["sweep", str(path), "--out", str(out), "--executor", "serial",
                      "--resume", "--quiet"]) == 0
-    assert "3 runs in" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 runs in" in err and "3 already stored, 3 failed before and run again" in err
     after = read_runs(out)
     assert len(after) == 6 and not [s for s in after if s["status"] == "error"]
     assert len({s["key"] for s in after}) == 6
