@@ -31,17 +31,15 @@ BITS_INF = 0x7FF0000000000000
 
 
 @numba.njit(cache=True, inline="always")
-def _surely_in(start, n_rows, nb, shift, base, v_hi):
-    """Rows in bins wholly above v_hi (n_rows - start[first bin above v_hi's])."""
-    q = min(max((_bits(v_hi) >> shift) - base + 1, 0), nb)
-    return n_rows - start[q]
+def _bin_above(v, shift, base, nb):
+    """The first bin wholly above v (clamped to [0, nb]): rows from it on are > v."""
+    return min(max((_bits(v) >> shift) - base + 1, 0), nb)
 
 
 @numba.njit(cache=True, inline="always")
-def _maybe_in(start, n_rows, nb, shift, base, v_lo):
-    """Rows in bins not wholly below v_lo."""
-    q = min(max((_bits(v_lo) >> shift) - base, 0), nb)
-    return n_rows - start[q]
+def _bin_of(v, shift, base, nb):
+    """v's bin (clamped to [0, nb]): rows in bins below it are < v."""
+    return min(max((_bits(v) >> shift) - base, 0), nb)
 
 
 @numba.njit(cache=True, inline="always")
@@ -51,8 +49,8 @@ def _counts(t, inv_b, cols, n_cols, start, n_rows, nb, shift, base):
     hi = 0
     for u in range(n_cols):
         v = t * inv_b[cols[u]]
-        lo += _surely_in(start, n_rows, nb, shift, base, v * (1.0 + WIDEN))
-        hi += _maybe_in(start, n_rows, nb, shift, base, v * (1.0 - WIDEN))
+        lo += n_rows - start[_bin_above(v * (1.0 + WIDEN), shift, base, nb)]
+        hi += n_rows - start[_bin_of(v * (1.0 - WIDEN), shift, base, nb)]
     return lo, hi
 
 
@@ -135,10 +133,8 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
     for u in range(n_cols):
         j = cols[u]
         b_max = max(b_max, b[j])
-        v_hi = t_a * inv_b[j] * (1.0 + WIDEN)
-        v_lo = t_b * inv_b[j] * (1.0 - WIDEN)
-        q_hi = min(max((_bits(v_hi) >> shift) - base + 1, 0), nb)
-        q_lo = min(max((_bits(v_lo) >> shift) - base, 0), nb)
+        q_hi = _bin_above(t_a * inv_b[j] * (1.0 + WIDEN), shift, base, nb)
+        q_lo = _bin_of(t_b * inv_b[j] * (1.0 - WIDEN), shift, base, nb)
         n_take += n_rows - start[q_hi]
         bj = b[j]
         for g in range(start[q_lo], start[max(q_hi, q_lo)]):

@@ -8,11 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from neuroenergy.fold import apply_masked_few, apply_masked_rows
+from neuroenergy.fold import FEW_COLUMNS, apply_masked_few, apply_masked_rows
 from neuroenergy.topk import (MODE_SCAN, S_MODE, S_ROWS, topk_prepare_few, topk_read,
                               topk_workspace)
-
-FEW_COLUMNS = 16
 
 from reference import topk_outer_ref
 
