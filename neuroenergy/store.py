@@ -201,10 +201,11 @@ class ResultsWriter:
         """Sweep keys of every run stored so far (file and journal)."""
         return {s["key"] for s in read_runs(self.path) if s.get("key")}
 
-    def drop_failed(self, keys: set) -> set:
+    def drop_failed(self, keys: set) -> tuple:
         """Delete the failed runs (status 'error') of these sweep keys that have no other
         stored run, so that those points are missing and run again (a failure is no
-        result; its message was reported when it was stored). Returns the keys dropped."""
+        result; its message was reported when it was stored). Returns (the sweep keys
+        stored after that, the keys dropped), from one read of the file."""
         runs = read_runs(self.path)
         ok = {s["key"] for s in runs if s.get("key") and s.get("status") != STATUS_ERROR}
         failed = [s for s in runs if s.get("status") == STATUS_ERROR
@@ -212,7 +213,8 @@ class ResultsWriter:
         if failed:
             self.merge()  # a pending failed run is in the journal until merged
             drop_runs(self.path, [s["run_id"] for s in failed])
-        return {s["key"] for s in failed}
+        dropped = {s["key"] for s in failed}
+        return {s["key"] for s in runs if s.get("key")} - dropped, dropped
 
     def add(self, record, merge=None) -> str:
         """Store one record (see :func:`record_from_result`); returns its run id. Ctrl-C

@@ -283,8 +283,8 @@ def run_sweep(sweep: Sweep, out, executor="processes", workers=None, scheduler=N
     counts = {"converged": 0, "not_converged": 0, "diverged": 0, "error": 0}
     start = time.monotonic()
     with ResultsWriter(out) as writer:
-        retried = len(writer.drop_failed({p.key for p in sweep.points}))
-        done_keys = writer.keys()
+        done_keys, retried_keys = writer.drop_failed({p.key for p in sweep.points})
+        retried = len(retried_keys)
         todo = [p for p in sweep.points if p.key not in done_keys]
         skipped = len(sweep.points) - len(todo)
         writer.set_attrs({"sweep_name": sweep.name, "sweep_toml": sweep.text or "",
