@@ -26,8 +26,8 @@ import numba
 import numpy as np
 
 from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
-                   _dense_output_update, _flush_counts, _forward_rows, apply_masked_few,
-                   apply_masked_rows, forward_masked, masked_plan)
+                   _flush_counts, _forward_rows, apply_masked_rows, apply_masked_t,
+                   dense_output_update_t, forward_masked, masked_plan)
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
                       _write_pair_rows, _write_pairs_impl, meter_dense_closed_form,
                       output_error, write_dense_priced)
@@ -47,6 +47,25 @@ def _add_counts(counts, counts_8):
         for j in range(counts_8.shape[1]):
             counts[i, j] += counts_8[i, j]
             counts_8[i, j] = 0
+
+
+@numba.njit(cache=True)
+def _transpose_into(dst, src):
+    """dst[j, i] = src[i, j]."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[j, i] = src[i, j]
+
+
+@numba.njit(cache=True)
+def _end_output_layer(w2, counts2, w2t, counts2t, w2_t_on):
+    """With the output layer kept transposed (``w2_t_on``): its weights and write counts
+    back into the caller's w2 and counts2."""
+    if w2_t_on is not None:
+        _transpose_into(w2, w2t)
+        for j in range(counts2t.shape[0]):
+            for i in range(counts2t.shape[1]):
+                counts2[i, j] += counts2t[j, i]
 
 
 @numba.njit(cache=True)
@@ -73,22 +92,77 @@ def _output_sums(h, w2, z):
 
 
 @numba.njit(cache=True)
-def _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z, delta_out,
-            post2, dh):
+def _output_sums_t(h, w2t, z):
+    """:func:`_output_sums` on the transpose w2t (n_out, kp): the same sums in the same
+    order, each output's in its own register for ten outputs (the loop over the outputs
+    would read w2t with a stride)."""
+    n_out, kp = w2t.shape
+    if n_out != 10:
+        for j in range(kp):
+            hj = np.float64(h[j])
+            for o in range(n_out):
+                z[o] += hj * np.float64(w2t[o, j])
+        return
+    z0, z1, z2, z3, z4 = z[0], z[1], z[2], z[3], z[4]
+    z5, z6, z7, z8, z9 = z[5], z[6], z[7], z[8], z[9]
+    for j in range(kp):
+        hj = np.float64(h[j])
+        z0 += hj * np.float64(w2t[0, j])
+        z1 += hj * np.float64(w2t[1, j])
+        z2 += hj * np.float64(w2t[2, j])
+        z3 += hj * np.float64(w2t[3, j])
+        z4 += hj * np.float64(w2t[4, j])
+        z5 += hj * np.float64(w2t[5, j])
+        z6 += hj * np.float64(w2t[6, j])
+        z7 += hj * np.float64(w2t[7, j])
+        z8 += hj * np.float64(w2t[8, j])
+        z9 += hj * np.float64(w2t[9, j])
+    z[0], z[1], z[2], z[3], z[4] = z0, z1, z2, z3, z4
+    z[5], z[6], z[7], z[8], z[9] = z5, z6, z7, z8, z9
+
+
+@numba.njit(cache=True)
+def _hidden_error_t(w2t, post2, a, h, clamped, act_code, leak, dh, back):
+    """:func:`_hidden_error` on the transpose w2t (n_out, kp): the same sums in the same
+    order, an output at a time over every unit (vectorized). ``back``: float64 (kp,)."""
+    n_out, kp = w2t.shape
+    for j in range(kp):
+        back[j] = 0.0
+    for o in range(n_out):
+        p = np.float64(post2[o])
+        for j in range(kp):
+            back[j] += np.float64(w2t[o, j]) * p
+    for j in range(kp):
+        dh[j] = 0.0 if clamped[j] else np.float32(
+            _activation_slope(a[j], h[j], act_code, leak) * back[j])
+
+
+@numba.njit(cache=True)
+def _errors(xs, row, y, offset, w2, w2_t_on, clamped, act_code, leak, loss_code, a, h, z,
+            delta_out, post2, dh, back):
     """From the input-layer potentials ``a``: hidden activities h, output error post2
     (float32 of dLoss/dz) and hidden error dh, from the output weights before this sample
-    changes them. Returns False if the output is not finite."""
-    kp, n_out = w2.shape
+    changes them: w2 (kp, n_out), or its transpose (n_out, kp) with the flag ``w2_t_on``
+    (1 or None; ``back``: float64 (kp,) scratch for it). Returns False if the output is not
+    finite."""
+    kp = h.shape[0]
+    n_out = z.shape[0]
     for j in range(kp):
         h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
     for o in range(n_out):
         z[o] = offset[row, o] if offset.shape[0] > 0 else 0.0
-    _output_sums(h, w2, z)
+    if w2_t_on is None:
+        _output_sums(h, w2, z)
+    else:
+        _output_sums_t(h, w2, z)
     if not output_error(z, y[row], loss_code, delta_out):
         return False
     for o in range(n_out):
         post2[o] = np.float32(delta_out[o])
-    _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh)
+    if w2_t_on is None:
+        _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh)
+    else:
+        _hidden_error_t(w2, post2, a, h, clamped, act_code, leak, dh, back)
     return True
 
 
@@ -141,9 +215,12 @@ def _abs64(v, out):
 @numba.njit(cache=True)
 def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                  lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, dense1_on, sel1_on,
-                 mask1_on, dense2_on, sel2_on, mask2_on):
+                 mask1_on, dense2_on, sel2_on, mask2_on, w2_t_on):
     """:func:`train_chunk` for float weights without hardware tallies. The ``*_on`` flags
-    (:func:`_flag`, from :func:`_layer_modes`) say which writers each layer uses."""
+    (:func:`_flag`, from :func:`_layer_modes`) say which writers each layer uses; with
+    ``w2_t_on`` (a dense or masked output layer) the chunk works on a transposed copy of the
+    output layer, (n_out, kp), so that its per-sample loops run along the hidden units
+    (vectorized), and copies it back at the end."""
     ZERO, IN, OUT, no = _typed_constants()
     n_in, kp = w1.shape
     n_out = w2.shape[1]
@@ -187,7 +264,15 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
     order2 = np.zeros(n_out, np.int64)
     rank2 = np.zeros(n_out, np.int64)
     n_row2 = np.zeros(kp, np.int64)
-    mask2_table = np.zeros((n_out + 1, n_out), np.int32)  # the output layer's few columns
+    coef2 = np.zeros(kp, np.float32)
+    back = np.zeros(kp)
+    if w2_t_on is not None:
+        w2w = np.empty((n_out, kp), np.float32)  # the output layer as the chunk keeps it
+        _transpose_into(w2w, w2)
+        counts2w = np.zeros((n_out, kp), np.int32)
+    else:
+        w2w = w2
+        counts2w = counts2
     lr2_32 = np.float32(lr2)
     mask_pending = False
     # sparse input-layer writes are counted in bytes, added into counts1 every BYTE_COUNTS
@@ -224,8 +309,9 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         else:
             _forward_rows(xs, w1, a, ZERO, n_in, pending, x_prev, dh_prev, lr1_32)
         pending = False
-        if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
-                       delta_out, post2, dh):
+        if not _errors(xs, row, y, offset, w2w, w2_t_on, clamped, act_code, leak, loss_code,
+                       a, h, z, delta_out, post2, dh, back):
+            _end_output_layer(w2, counts2, w2w, counts2w, w2_t_on)
             _flush_counts(counts1, col_acc)
             _flush_counts(counts2, col_acc2)
             _add_counts(counts1, counts1_8)
@@ -234,7 +320,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
 
         # output layer: written now
         if dense2:
-            _dense_output_update(w2, h, post2, lr2, counts2, col_acc2)
+            dense_output_update_t(w2w, h, post2, lr2, counts2w, col_acc2, coef2)
             meter_dense_closed_form(h, post2, lr2, OUT, meter_i, meter_f)
         if sel2:
             _abs64(h, abs_h)
@@ -247,15 +333,20 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
                 topk_prepare(abs_h, abs_post, k2_all, ws2)
             if masked2 and masked_plan(h, post2, lr2, abs_h, abs_post, ws2, order2, rank2,
                                        cum2_b, cum2_pos, n_row2, meter_i, meter_f, OUT):
-                apply_masked_few(w2, h, post2, lr2_32, n_row2, rank2, counts2, mask2_table)
+                apply_masked_t(w2w, h, post2, lr2_32, n_row2, rank2, counts2w, coef2)
             else:
                 if since_flush2 == BYTE_COUNTS:
                     _add_counts(counts2, counts2_8)
                     since_flush2 = 0
                 since_flush2 += 1
                 _band_sums(ws2, abs_post, post2, cum2_b, cum2_pos)
+                # pairs in row-major order (ties split at the threshold: rare) on w2 itself
+                if w2_t_on is not None:
+                    _transpose_into(w2, w2w)
                 _apply_selected(w2, h, post2, lr2, abs_h, abs_post, ws2, cum2_b, cum2_pos, kp,
                                 ZERO, counts2_8, alpha, meter_i, meter_f, OUT)
+                if w2_t_on is not None:
+                    _transpose_into(w2w, w2)
 
         # input layer: decided now, written in the next forward pass
         if dense1:
@@ -287,6 +378,7 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
             _add_counts(counts1, counts1_8)  # room for one more write per synapse
             _apply_selected(w1, x_prev, dh_prev, lr1, abs_x, abs_dh, ws1, cum1_b, cum1_pos,
                             n_in, ZERO, counts1_8, alpha, meter_i, meter_f, IN)
+    _end_output_layer(w2, counts2, w2w, counts2w, w2_t_on)
     _flush_counts(counts1, col_acc)
     _flush_counts(counts2, col_acc2)
     _add_counts(counts1, counts1_8)
@@ -362,8 +454,8 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         xs = x[row]
         a[:] = 0.0
         _forward_rows(xs, w1, a, ZERO, n_in, no, xs, dh, np.float32(lr1))
-        if not _errors(xs, row, y, offset, w2, clamped, act_code, leak, loss_code, a, h, z,
-                       delta_out, post2, dh):
+        if not _errors(xs, row, y, offset, w2, None, clamped, act_code, leak, loss_code, a, h,
+                       z, delta_out, post2, dh, dh):
             price_held(row_buf, hw_params, hw_stats)
             return s, STATUS_DIVERGED
         # output layer, then input layer
@@ -420,10 +512,11 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     (samples done, status) with status ``STATUS_OK`` or ``STATUS_DIVERGED``.
     """
     if hw_params.shape[0] == 0 and in_loop_device < 0:
+        dense2, sel2, mask2 = _layer_modes(k2, alpha, w2.size)
         return _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak,
                             loss_code, lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1,
-                            counts2, *_layer_modes(k1, alpha, w1.size),
-                            *_layer_modes(k2, alpha, w2.size))
+                            counts2, *_layer_modes(k1, alpha, w1.size), dense2, sel2, mask2,
+                            _flag(dense2 is not None or mask2 is not None))
     # with float weights and both layers dense, every pair is written row by row
     # (write_dense_priced); otherwise the pairs go through the pair writers, a dense layer
     # next to a selective one as the list of all its pairs: the same writes, and combined

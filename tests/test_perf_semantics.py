@@ -197,6 +197,44 @@ def test_masked_plan_counts_and_meter(seed, few_method):
                                atol=1e-300)
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_transposed_output_layer_matches_the_row_major_one(seed):
+    """The plain kernel keeps a dense or masked output layer transposed: its sums are the
+    row-major ones bit for bit (the same order), for ten outputs (held in registers) and
+    for other counts, and its dense update is the per-pair rule."""
+    from neuroenergy.fold import dense_output_update_t
+    from neuroenergy.sgd_kernel import (_hidden_error, _hidden_error_t, _output_sums,
+                                        _output_sums_t)
+    rng = np.random.default_rng(seed)
+    kp = int(rng.integers(1, 300))
+    n_out = (1, 3, 10, 12)[seed % 4]
+    w2 = rng.normal(0, 0.3, (kp, n_out)).astype(F32)
+    w2t = w2.T.copy()  # a copy even for one output (w2.T is then contiguous already)
+    h = rng.normal(size=kp).astype(F32)
+    h[rng.random(kp) < 0.3] = 0.0
+    a = rng.normal(size=kp).astype(F32)
+    post = rng.normal(size=n_out).astype(F32)
+    post[rng.random(n_out) < 0.3] = 0.0
+    clamped = rng.random(kp) < 0.1
+    z0 = rng.normal(size=n_out)
+    z, z_t = z0.copy(), z0.copy()
+    _output_sums(h, w2, z)
+    _output_sums_t(h, w2t, z_t)
+    np.testing.assert_array_equal(z_t, z)
+    dh, dh_t = np.zeros(kp, F32), np.zeros(kp, F32)
+    _hidden_error(w2, post, a, h, clamped, ACT_LEAKY_RELU, 0.1, dh)
+    _hidden_error_t(w2t, post, a, h, clamped, ACT_LEAKY_RELU, 0.1, dh_t, np.empty(kp))
+    np.testing.assert_array_equal(dh_t, dh)
+    counts_t = np.zeros((n_out, kp), np.int32)
+    col_acc = np.zeros(n_out, np.int32)
+    dense_output_update_t(w2t, h, post, 0.05, counts_t, col_acc, np.empty(kp, F32))
+    written = (h[:, None] != 0) & (post[None, :] != 0)
+    c = (np.float32(-0.05) * h).astype(F32)
+    np.testing.assert_array_equal(w2t.T, np.where(written, w2 + c[:, None] * post[None, :],
+                                                  w2))
+    np.testing.assert_array_equal(col_acc[None, :] + counts_t.T, written)
+
+
 @pytest.mark.parametrize("k, alpha, n, expected", [
     (-1, -1.0, 100, (1, None, None)),      # dense, closed-form meter
     (-1, 0.5, 100, (None, 1, None)),       # every write metered one by one (alpha)

@@ -1,6 +1,6 @@
 """The output layer's selection (``topk.topk_prepare_few``, the method of ``topk_few``)
 against the sort of the whole matrix in ``tests/reference.py``, on layers of few columns and
-on others, and the masked output-layer update (``fold.apply_masked_few``) against the
+on others, and the masked output-layer update (``fold.apply_masked_t``) against the
 per-pair rule it replaces."""
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from neuroenergy.fold import FEW_COLUMNS, apply_masked_few, apply_masked_rows
+from neuroenergy.fold import FEW_COLUMNS, apply_masked_rows, apply_masked_t
 from neuroenergy.topk import (MODE_SCAN, S_MODE, S_ROWS, topk_prepare_few, topk_read,
                               topk_workspace)
 
@@ -128,7 +128,7 @@ def test_products_that_round_onto_the_threshold():
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_masked_few_update_equals_the_rank_rule(seed):
+def test_masked_update_of_the_transposed_layer_equals_the_rank_rule(seed):
     rng = np.random.default_rng(seed)
     kp = int(rng.integers(1, 400))
     n = int(rng.choice([3, 10, 16]))
@@ -141,15 +141,17 @@ def test_masked_few_update_equals_the_rank_rule(seed):
     w0, counts0 = w.copy(), counts.copy()
     w_ref, counts_ref = w.copy(), counts.copy()
     apply_masked_rows(w_ref, pre, post, np.float32(0.01), n_row, rank, counts_ref, 0, kp)
-    apply_masked_few(w, pre, post, np.float32(0.01), n_row, rank, counts,
-                     np.zeros((n + 1, n), np.int32))
+    w_t, counts_t = w.T.copy(), counts.T.copy()
+    apply_masked_t(w_t, pre, post, np.float32(0.01), n_row, rank, counts_t,
+                   np.empty(kp, np.float32))
     # the rule: row i writes the columns of its n_row[i] lowest ranks, in float32
     selected = rank[None, :] < n_row[:, None]
     c = (np.float32(-0.01) * pre).astype(np.float32)
-    np.testing.assert_array_equal(w, np.where(selected, w0 + c[:, None] * post[None, :], w0))
-    np.testing.assert_array_equal(counts, counts0 + selected)
-    np.testing.assert_array_equal(w, w_ref)
-    np.testing.assert_array_equal(counts, counts_ref)
+    np.testing.assert_array_equal(w_t.T, np.where(selected, w0 + c[:, None] * post[None, :],
+                                                  w0))
+    np.testing.assert_array_equal(counts_t.T, counts0 + selected)
+    np.testing.assert_array_equal(w_t.T, w_ref)
+    np.testing.assert_array_equal(counts_t.T, counts_ref)
 
 
 def test_ties_split_in_row_major_order_are_written_by_the_pair_writer():
