@@ -302,9 +302,23 @@ def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, met
     nb, c_take, c_cand, n_cols = state[S_NB], state[S_TAKE], state[S_CAND], state[S_COLS]
     n_listed = state[S_ROWS] if mode != MODE_NONE else 0  # rows that can hold selected pairs
     few = n <= FEW_COLUMNS
-    if few and mode != MODE_NONE:
-        # few columns (the output layer): compare every product, a column at a time over
-        # the rows (vectorised), instead of walking each row's bands
+    if few and mode != MODE_NONE and n == 10:
+        # ten columns (the output layer): every row's ten products at once, in registers,
+        # vectorized over the rows (a third of the time of ten passes over n_row). Taken:
+        # products > threshold, or >= it when the tied ones are all taken (never a zero)
+        lim = (threshold if not strict and threshold > 0.0
+               else np.nextafter(threshold, np.inf))  # prod >= lim <=> prod > threshold
+        b0, b1, b2, b3, b4 = b[0], b[1], b[2], b[3], b[4]
+        b5, b6, b7, b8, b9 = b[5], b[6], b[7], b[8], b[9]
+        for i in range(m):
+            ai = a[i]
+            n_row[i] = ((ai * b0 >= lim) + (ai * b1 >= lim) + (ai * b2 >= lim)
+                        + (ai * b3 >= lim) + (ai * b4 >= lim) + (ai * b5 >= lim)
+                        + (ai * b6 >= lim) + (ai * b7 >= lim) + (ai * b8 >= lim)
+                        + (ai * b9 >= lim))
+    elif few and mode != MODE_NONE:
+        # few columns: compare every product, a column at a time over the rows
+        # (vectorised), instead of walking each row's bands
         for j in range(n):
             bj = b[j]
             if strict:

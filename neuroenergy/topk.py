@@ -202,7 +202,8 @@ def _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack):
 @numba.njit(cache=True)
 def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b,
                   hi_b):
-    """Bin the integer keys at a power-of-two width; returns (bins, slack in bands)."""
+    """Bin the integer keys at a power-of-two width; returns (bins, slack in bands, the
+    highest bin of a, of b)."""
     span = max(hi_a - lo_a, hi_b - lo_b)
     shift = 0
     while (span >> shift) >= NB_COARSE:
@@ -219,12 +220,14 @@ def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a
         qb[j] = (kb[j] - lo_b) >> shift
         hb[qb[j]] += 1
     width = (1 << shift) / KEY_SCALE
-    return nb, int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width))
+    return (nb, int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width)), (hi_a - lo_a) >> shift,
+            (hi_b - lo_b) >> shift)
 
 
 @numba.njit(cache=True)
 def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
-    """Bin accurate logs of the listed rows and columns; returns (bins, slack in bands)."""
+    """Bin accurate logs of the listed rows and columns; returns (bins, slack in bands, the
+    highest bin of a, of b)."""
     bits_a = a.view(np.int64)
     bits_b = b.view(np.int64)
     lo_a = np.inf
@@ -259,19 +262,15 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
         j = cols[t]
         qb[j] = min(int((lb[j] - lo_b) * inv), nb - 1)
         hb[qb[j]] += 1
-    return nb, int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width))
+    return (nb, int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width)),
+            min(int((hi_a - lo_a) * inv), nb - 1), min(int((hi_b - lo_b) * inv), nb - 1))
 
 
 @numba.njit(cache=True)
-def _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand):
-    """Keep the rows and columns that have a pair in a band >= c_cand; returns the new
-    counts (the lists stay in ascending order)."""
-    qa_max = 0
-    for t in range(n_rows):
-        qa_max = max(qa_max, qa[rows[t]])
-    qb_max = 0
-    for t in range(n_cols):
-        qb_max = max(qb_max, qb[cols[t]])
+def _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand):
+    """Keep the rows and columns that have a pair in a band >= c_cand (qa_max / qb_max: the
+    highest bins, from the binning); returns the new counts (the lists stay in ascending
+    order)."""
     kept = 0
     for t in range(n_rows):  # branch-free compaction
         i = rows[t]
@@ -410,15 +409,16 @@ def topk_prepare(a, b, k, ws):
     n_rows, n_cols = state[S_ROWS], state[S_COLS]
     qa, qb, rows, cols = ws.qa, ws.qb, ws.rows, ws.cols
     ha, hb, sa, sb, occ_a, occ_b = ws.ha, ws.hb, ws.sa, ws.sb, ws.occ_a, ws.occ_b
-    nb, slack = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a,
-                              hi_a, lo_b, hi_b)
+    nb, slack, qa_max, qb_max = _coarse_level(ws.ka, ws.kb, qa, qb, ha, hb, rows, n_rows, cols,
+                                              n_cols, lo_a, hi_a, lo_b, hi_b)
     c_take, c_cand, n_take, n_cand = _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack)
-    n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
+    n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand)
     if n_cand > REFINE_ABOVE:
-        nb, slack = _fine_level(a, b, ws.la, ws.lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols)
+        nb, slack, qa_max, qb_max = _fine_level(a, b, ws.la, ws.lb, qa, qb, ha, hb, rows, n_rows,
+                                                cols, n_cols)
         c_take, c_cand, n_take, n_cand = _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k,
                                                       slack)
-        n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, c_cand)
+        n_rows, n_cols = _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand)
 
     # columns ordered by bin, high to low (ascending index within a bin): the columns of
     # row i in bands >= c are then the first sb[c - qa[i]] of this order

@@ -166,6 +166,8 @@ def test_masked_plan_counts_and_meter(seed, few_method):
     rng = np.random.default_rng(seed)
     m = int(rng.integers(2, 60))
     n = int(rng.integers(2, FEW_COLUMNS + 1) if seed % 2 else rng.integers(FEW_COLUMNS + 1, 40))
+    if seed % 8 in (1, 3):
+        n = 10  # the output layer's own loop, with products tied at the threshold or not
     if seed % 4 >= 2:  # few distinct magnitudes: ties at the threshold
         pre = rng.choice(np.array([-1.0, -0.5, 0.5, 1.0, 2.0], F32), size=m)
         post = rng.choice(np.array([-0.25, 0.25, 0.5], F32), size=n)
