@@ -211,7 +211,14 @@ def _count_dense(counts1, xs, nz_post, col_acc, nnz):
 
 @numba.njit(cache=True)
 def _flush_counts(counts1, col_acc):
+    """counts1 += col_acc in every row, and col_acc = 0; nothing to do when col_acc is 0
+    (a selective layer: a pass over the whole count map saved per call)."""
     n_in, kp = counts1.shape
+    n_counted = 0
+    for j in range(kp):
+        n_counted += col_acc[j] != 0
+    if n_counted == 0:
+        return
     for i in range(n_in):
         crow = counts1[i]
         for j in range(kp):
