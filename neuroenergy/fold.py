@@ -141,7 +141,9 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
         if mode == MODE_BANDS:
             n_take, stop = topk_row_range(qa[i], sb, nb, c_take, c_cand)
             for u in range(n_take):
-                j = col_order[u]
+                # an unsigned index: no test for negative indices on three arrays per write
+                # (~20% of these scattered writes)
+                j = np.uint64(col_order[u])
                 w[i, j] += c * post[j]
                 counts[i, j] += 1
             if alpha >= 0.0:
@@ -159,7 +161,7 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
             order = cols
         # compared with the threshold, in column order within a bin (ties: row-major)
         for u in range(start, stop):
-            j = order[u]
+            j = np.uint64(order[u])
             prod = ai * b[j]
             if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
                 if prod == threshold:
@@ -355,7 +357,7 @@ def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, met
     m1 = 0.0
     m1_pot = 0.0
     for t in range(n_listed):
-        i = rows[t]  # any other row has n_row 0
+        i = np.uint64(rows[t])  # any other row has n_row 0
         cnt = n_row[i]
         if cnt > 0:
             n_writes += cnt

@@ -153,7 +153,7 @@ def _count_from(h, occ, n_occ, s_other, nb, c):
     total = 0
     for t in range(n_occ):
         p = occ[t]
-        total += h[p] * s_other[min(max(c - p, 0), nb)]  # s_other[nb] == 0
+        total += h[np.uint64(p)] * s_other[np.uint64(min(max(c - p, 0), nb))]  # s_other[nb] == 0
     return total
 
 
@@ -199,6 +199,27 @@ def _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack):
     return c_take, c_cand, n_take, n_cand
 
 
+@numba.njit(cache=True, inline="always")
+def _bin_keys(keys, q, h, idx, n_idx, lo, shift):
+    """q[i] = (keys[i] - lo) >> shift for the listed i, counted in h[:4 NB_COARSE] as four
+    interleaved histograms (summed by the caller): runs of equal keys (an image's
+    background pixels) would otherwise chain every increment through one memory slot."""
+    t = 0
+    while t + 4 <= n_idx:
+        for u in range(4):
+            i = np.uint64(idx[t + u])
+            q_i = (keys[i] - lo) >> shift
+            q[i] = q_i
+            h[np.uint64(u * NB_COARSE + q_i)] += 1
+        t += 4
+    while t < n_idx:
+        i = np.uint64(idx[t])
+        q_i = (keys[i] - lo) >> shift
+        q[i] = q_i
+        h[np.uint64(q_i)] += 1
+        t += 1
+
+
 @numba.njit(cache=True)
 def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b,
                   hi_b):
@@ -209,16 +230,13 @@ def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a
     while (span >> shift) >= NB_COARSE:
         shift += 1
     nb = (span >> shift) + 1
-    ha[:nb] = 0
-    hb[:nb] = 0
-    for t in range(n_rows):
-        i = rows[t]
-        qa[i] = (ka[i] - lo_a) >> shift
-        ha[qa[i]] += 1
-    for t in range(n_cols):
-        j = cols[t]
-        qb[j] = (kb[j] - lo_b) >> shift
-        hb[qb[j]] += 1
+    ha[:4 * NB_COARSE] = 0
+    hb[:4 * NB_COARSE] = 0
+    _bin_keys(ka, qa, ha, rows, n_rows, lo_a, shift)
+    _bin_keys(kb, qb, hb, cols, n_cols, lo_b, shift)
+    for q in range(nb):
+        ha[q] += ha[NB_COARSE + q] + ha[2 * NB_COARSE + q] + ha[3 * NB_COARSE + q]
+        hb[q] += hb[NB_COARSE + q] + hb[2 * NB_COARSE + q] + hb[3 * NB_COARSE + q]
     width = (1 << shift) / KEY_SCALE
     return (nb, int(math.ceil((2.0 * KEY_ERROR + MARGIN) / width)), (hi_a - lo_a) >> shift,
             (hi_b - lo_b) >> shift)
@@ -233,14 +251,14 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
     lo_a = np.inf
     hi_a = -np.inf
     for t in range(n_rows):
-        i = rows[t]
+        i = np.uint64(rows[t])
         la[i] = _log2_table(bits_a[i])
         lo_a = min(lo_a, la[i])
         hi_a = max(hi_a, la[i])
     lo_b = np.inf
     hi_b = -np.inf
     for t in range(n_cols):
-        j = cols[t]
+        j = np.uint64(cols[t])
         lb[j] = _log2_table(bits_b[j])
         lo_b = min(lo_b, lb[j])
         hi_b = max(hi_b, lb[j])
@@ -255,13 +273,15 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
     ha[:nb] = 0
     hb[:nb] = 0
     for t in range(n_rows):
-        i = rows[t]
-        qa[i] = min(int((la[i] - lo_a) * inv), nb - 1)
-        ha[qa[i]] += 1
+        i = np.uint64(rows[t])
+        q_i = min(int((la[i] - lo_a) * inv), nb - 1)
+        qa[i] = q_i
+        ha[np.uint64(q_i)] += 1
     for t in range(n_cols):
-        j = cols[t]
-        qb[j] = min(int((lb[j] - lo_b) * inv), nb - 1)
-        hb[qb[j]] += 1
+        j = np.uint64(cols[t])
+        q_j = min(int((lb[j] - lo_b) * inv), nb - 1)
+        qb[j] = q_j
+        hb[np.uint64(q_j)] += 1
     return (nb, int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width)),
             min(int((hi_a - lo_a) * inv), nb - 1), min(int((hi_b - lo_b) * inv), nb - 1))
 
@@ -275,13 +295,13 @@ def _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand):
     for t in range(n_rows):  # branch-free compaction
         i = rows[t]
         rows[kept] = i
-        kept += qa[i] + qb_max >= c_cand
+        kept += qa[np.uint64(i)] + qb_max >= c_cand
     n_rows = kept
     kept = 0
     for t in range(n_cols):
         j = cols[t]
         cols[kept] = j
-        kept += qb[j] + qa_max >= c_cand
+        kept += qb[np.uint64(j)] + qa_max >= c_cand
     return n_rows, kept
 
 
@@ -427,19 +447,21 @@ def topk_prepare(a, b, k, ws):
         hb[q] = sb[q + 1]   # start of bin q in the high-to-low order
     for t in range(n_cols):
         j = cols[t]
-        col_order[hb[qb[j]]] = j
-        hb[qb[j]] += 1
+        q = np.uint64(qb[np.uint64(j)])
+        col_order[np.uint64(hb[q])] = j
+        hb[q] += 1
 
     cand = ws.cand
     u_cand = 0
     for t in range(n_rows):
-        i = rows[t]
+        i = np.uint64(rows[t])
         q_take = c_take - qa[i]
         q_cand = c_cand - qa[i]
         u_lo = 0 if q_take >= nb else sb[max(q_take, 0)]
         u_hi = 0 if q_cand >= nb else sb[max(q_cand, 0)]
+        ai = a[i]
         for u in range(u_lo, u_hi):
-            cand[u_cand] = a[i] * b[col_order[u]]
+            cand[u_cand] = ai * b[np.uint64(col_order[u])]
             u_cand += 1
     need = k - n_take
     threshold, n_above, n_eq = threshold_of(cand, n_cand, need)
