@@ -16,6 +16,8 @@ over its written columns (prefix sums), so it agrees with a pair-by-pair sum to 
 import numba
 import numpy as np
 
+from hardware_models.tally import _ix
+
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
 from .topk import (MODE_BANDS, MODE_NONE, S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE,
                    S_TIES, topk_row_range)
@@ -143,7 +145,7 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
             for u in range(n_take):
                 # an unsigned index: no test for negative indices on three arrays per write
                 # (~20% of these scattered writes)
-                j = np.uint64(col_order[u])
+                j = _ix(col_order[u])
                 w[i, j] += c * post[j]
                 counts[i, j] += 1
             if alpha >= 0.0:
@@ -161,7 +163,7 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
             order = cols
         # compared with the threshold, in column order within a bin (ties: row-major)
         for u in range(start, stop):
-            j = np.uint64(order[u])
+            j = _ix(order[u])
             prod = ai * b[j]
             if prod > threshold or (prod == threshold and ties > 0 and prod > 0.0):
                 if prod == threshold:
@@ -357,7 +359,7 @@ def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, met
     m1 = 0.0
     m1_pot = 0.0
     for t in range(n_listed):
-        i = np.uint64(rows[t])  # any other row has n_row 0
+        i = _ix(rows[t])  # any other row has n_row 0
         cnt = n_row[i]
         if cnt > 0:
             n_writes += cnt

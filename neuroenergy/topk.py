@@ -42,6 +42,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from hardware_models.tally import _ix
+
 from .quickselect import threshold_of
 from .topk_few import NB_FEW, few_columns_threshold
 
@@ -153,7 +155,7 @@ def _count_from(h, occ, n_occ, s_other, nb, c):
     total = 0
     for t in range(n_occ):
         p = occ[t]
-        total += h[np.uint64(p)] * s_other[np.uint64(min(max(c - p, 0), nb))]  # s_other[nb] == 0
+        total += h[_ix(p)] * s_other[_ix(min(max(c - p, 0), nb))]  # s_other[nb] == 0
     return total
 
 
@@ -207,16 +209,16 @@ def _bin_keys(keys, q, h, idx, n_idx, lo, shift):
     t = 0
     while t + 4 <= n_idx:
         for u in range(4):
-            i = np.uint64(idx[t + u])
+            i = _ix(idx[t + u])
             q_i = (keys[i] - lo) >> shift
             q[i] = q_i
-            h[np.uint64(u * NB_COARSE + q_i)] += 1
+            h[_ix(u * NB_COARSE + q_i)] += 1
         t += 4
     while t < n_idx:
-        i = np.uint64(idx[t])
+        i = _ix(idx[t])
         q_i = (keys[i] - lo) >> shift
         q[i] = q_i
-        h[np.uint64(q_i)] += 1
+        h[_ix(q_i)] += 1
         t += 1
 
 
@@ -251,14 +253,14 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
     lo_a = np.inf
     hi_a = -np.inf
     for t in range(n_rows):
-        i = np.uint64(rows[t])
+        i = _ix(rows[t])
         la[i] = _log2_table(bits_a[i])
         lo_a = min(lo_a, la[i])
         hi_a = max(hi_a, la[i])
     lo_b = np.inf
     hi_b = -np.inf
     for t in range(n_cols):
-        j = np.uint64(cols[t])
+        j = _ix(cols[t])
         lb[j] = _log2_table(bits_b[j])
         lo_b = min(lo_b, lb[j])
         hi_b = max(hi_b, lb[j])
@@ -273,15 +275,15 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
     ha[:nb] = 0
     hb[:nb] = 0
     for t in range(n_rows):
-        i = np.uint64(rows[t])
+        i = _ix(rows[t])
         q_i = min(int((la[i] - lo_a) * inv), nb - 1)
         qa[i] = q_i
-        ha[np.uint64(q_i)] += 1
+        ha[_ix(q_i)] += 1
     for t in range(n_cols):
-        j = np.uint64(cols[t])
+        j = _ix(cols[t])
         q_j = min(int((lb[j] - lo_b) * inv), nb - 1)
         qb[j] = q_j
-        hb[np.uint64(q_j)] += 1
+        hb[_ix(q_j)] += 1
     return (nb, int(math.ceil((4.0 * LOG2_ERROR + MARGIN) / width)),
             min(int((hi_a - lo_a) * inv), nb - 1), min(int((hi_b - lo_b) * inv), nb - 1))
 
@@ -295,13 +297,13 @@ def _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand):
     for t in range(n_rows):  # branch-free compaction
         i = rows[t]
         rows[kept] = i
-        kept += qa[np.uint64(i)] + qb_max >= c_cand
+        kept += qa[_ix(i)] + qb_max >= c_cand
     n_rows = kept
     kept = 0
     for t in range(n_cols):
         j = cols[t]
         cols[kept] = j
-        kept += qb[np.uint64(j)] + qa_max >= c_cand
+        kept += qb[_ix(j)] + qa_max >= c_cand
     return n_rows, kept
 
 
@@ -447,21 +449,21 @@ def topk_prepare(a, b, k, ws):
         hb[q] = sb[q + 1]   # start of bin q in the high-to-low order
     for t in range(n_cols):
         j = cols[t]
-        q = np.uint64(qb[np.uint64(j)])
-        col_order[np.uint64(hb[q])] = j
+        q = _ix(qb[_ix(j)])
+        col_order[_ix(hb[q])] = j
         hb[q] += 1
 
     cand = ws.cand
     u_cand = 0
     for t in range(n_rows):
-        i = np.uint64(rows[t])
+        i = _ix(rows[t])
         q_take = c_take - qa[i]
         q_cand = c_cand - qa[i]
         u_lo = 0 if q_take >= nb else sb[max(q_take, 0)]
         u_hi = 0 if q_cand >= nb else sb[max(q_cand, 0)]
         ai = a[i]
         for u in range(u_lo, u_hi):
-            cand[u_cand] = ai * b[np.uint64(col_order[u])]
+            cand[u_cand] = ai * b[_ix(col_order[u])]
             u_cand += 1
     need = k - n_take
     threshold, n_above, n_eq = threshold_of(cand, n_cand, need)

@@ -19,6 +19,7 @@ no allocation.
 import numba
 import numpy as np
 
+from hardware_models.tally import _ix
 from hardware_models.tally_rows import _bits_of as _bits, _float_of as _float
 
 from .quickselect import threshold_of
@@ -49,8 +50,8 @@ def _counts(t, inv_b, cols, n_cols, start, n_rows, nb, shift, base):
     hi = 0
     for u in range(n_cols):
         v = t * inv_b[cols[u]]
-        lo += n_rows - start[np.uint64(_bin_above(v * (1.0 + WIDEN), shift, base, nb))]
-        hi += n_rows - start[np.uint64(_bin_of(v * (1.0 - WIDEN), shift, base, nb))]
+        lo += n_rows - start[_ix(_bin_above(v * (1.0 + WIDEN), shift, base, nb))]
+        hi += n_rows - start[_ix(_bin_of(v * (1.0 - WIDEN), shift, base, nb))]
     return lo, hi
 
 
@@ -78,17 +79,17 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
     for q in range(nb + 1):
         start[q] = 0
     for t in range(n_rows):
-        q = (bits_a[np.uint64(rows[t])] >> shift) - base
+        q = (bits_a[_ix(rows[t])] >> shift) - base
         bins[t] = q
-        start[np.uint64(q + 1)] += 1
+        start[_ix(q + 1)] += 1
     below = 0  # start[q] = rows in bins below q (summed in a register: through start[]
     for q in range(nb):  # itself, each step would wait on the store of the one before)
         pos[q] = below
         below += start[q + 1]
         start[q + 1] = below
     for t in range(n_rows):  # rows grouped by bin, ascending
-        q = np.uint64(bins[t])
-        grouped[np.uint64(pos[q])] = rows[t]
+        q = _ix(bins[t])
+        grouped[_ix(pos[q])] = rows[t]
         pos[q] += 1
     for u in range(n_cols):
         inv_b[cols[u]] = 1.0 / b[cols[u]]
@@ -140,7 +141,7 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
         n_take += n_rows - start[q_hi]
         bj = b[j]
         for g in range(start[q_lo], start[max(q_hi, q_lo)]):
-            cand[n_cand] = a[np.uint64(grouped[g])] * bj
+            cand[n_cand] = a[_ix(grouped[g])] * bj
             n_cand += 1
     need = k - n_take
     threshold, n_above, n_eq = threshold_of(cand, n_cand, need)
@@ -150,5 +151,5 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
     for t in range(n_rows):
         i = rows[t]
         rows[kept] = i
-        kept += a[np.uint64(i)] >= v_min
+        kept += a[_ix(i)] >= v_min
     return threshold, need - n_above, n_eq, kept
