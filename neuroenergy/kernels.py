@@ -278,18 +278,19 @@ def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_
         at_o = at_old + cur
         at_n = at_new + cur
         held = 0
+        iu = _ix(i)
         for q in range(t, t_end):
-            j = sel_j[q]
+            j = _ix(sel_j[q])  # unsigned: no test for a negative index on each array
             dw = p * np.float64(post[j])
             if dw == 0.0:
                 continue
-            w_old = w[i, j]
-            w[i, j] = w_old + p32 * post[j]
+            w_old = w[iu, j]
+            w[iu, j] = w_old + p32 * post[j]
             m1 += abs(dw)
             m1_pot += dw if dw > 0.0 else 0.0
             if alpha >= 0.0:
                 m_alpha += abs(dw) ** alpha
-            counts[i, j] += 1
+            counts[iu, j] += 1
             row_buf[_ix(at_o + held)] = np.float64(w_old)
             row_buf[_ix(at_n + held)] = np.float64(w_old) + dw
             held += 1
