@@ -6,9 +6,10 @@ forward pass reads each row: the dense update (backprop, path) row by row as eac
 read; the selected synapses (top-fraction, combined) either straight from the selection
 (``topk.topk_row``), a block of rows ahead of the read (sparse selections), or, when a
 sizeable share of each row is written, as a mask computed from per-row counts over the
-columns sorted by |post| (``_forward_masked``). Every synapse gets the same float32
-operation as a plain update, ``w + float32(float32(-lr) * pre) * post``, so the weights are
-bit for bit those of applying every update at once.
+columns sorted by |post| (``forward_masked``). The output layer's dense and masked
+updates (``*_t``) work on its transpose, a column of the layer at a time. Every synapse
+gets the same float32 operation as a plain update, ``w + float32(float32(-lr) * pre) *
+post``, so the weights are bit for bit those of applying every update at once.
 
 Energy sums are float64 and taken per row: M1 of a row is lr |pre_i| times the sum of |post_j|
 over its written columns (prefix sums), so it agrees with a pair-by-pair sum to rounding.

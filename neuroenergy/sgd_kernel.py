@@ -10,7 +10,11 @@ decided but folded into the next sample's forward pass (``fold.py``), which read
 of ``w1`` anyway. The dense update's M0 / M1 come in closed form, and its write counts as a
 per-column accumulator plus corrections for the rows whose input is zero, added into
 ``counts1`` at the end of the chunk. Weights are bit for bit those of applying every update
-at once, and the forward pass accumulates in input order.
+at once, and the forward pass accumulates in input order. A dense or masked output layer is
+kept transposed, (n_out, kp), for the chunk, so that its per-sample loops (hidden error,
+update, masked writes) run along the hidden units and vectorize; its sums keep their order.
+Indices read from index arrays go through ``_ix`` (unsigned): numba tests every signed
+index for a negative value, several instructions per scattered access.
 
 With hardware tallies or a device in the loop, a second kernel runs: every write goes
 through a priced writer as soon as it is decided (``kernels.write_dense_priced`` for a dense
