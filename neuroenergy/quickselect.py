@@ -1,7 +1,9 @@
-"""The r-th largest entry of a float64 buffer, found in place: the exact step of the top-k
-selections (``topk``, ``topk_few``)."""
+"""The r-th largest entry of a float64 buffer: the exact step of the top-k selections
+(``topk``, ``topk_few``)."""
 import numba
 import numpy as np
+
+from hardware_models.tally import _ix
 
 
 @numba.njit(cache=True)
@@ -60,11 +62,11 @@ def _select_copying(src, dst, n, r):
         n_above = 0
         n_below = 0
         top = hi - 1
-        for u in range(lo, hi):
-            x = src[u]
-            dst[lo + n_above] = x
+        for u in range(lo, hi):  # unsigned indices: no negative-index tests in the loop
+            x = src[_ix(u)]
+            dst[_ix(lo + n_above)] = x
             n_above += x > pivot
-            dst[top - n_below] = x
+            dst[_ix(top - n_below)] = x
             n_below += x < pivot
         if target < lo + n_above:
             hi = lo + n_above

@@ -147,8 +147,8 @@ def _errors(xs, row, y, offset, w2, w2_t_on, clamped, act_code, leak, loss_code,
     """From the input-layer potentials ``a``: hidden activities h, output error post2
     (float32 of dLoss/dz) and hidden error dh, from the output weights before this sample
     changes them: w2 (kp, n_out), or its transpose (n_out, kp) with the flag ``w2_t_on``
-    (1 or None; ``back``: float64 (kp,) scratch for it). Returns False if the output is not
-    finite."""
+    (1 or None; ``back``: float64 (kp,) scratch, read only with the transpose). Returns
+    False if the output is not finite."""
     kp = h.shape[0]
     n_out = z.shape[0]
     for j in range(kp):

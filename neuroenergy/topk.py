@@ -171,14 +171,15 @@ def _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack):
     n_occ_a = 0
     n_occ_b = 0
     for q in range(nb - 1, -1, -1):  # suffix counts; occupied bins listed high to low
-        acc_a += ha[q]
-        sa[q] = acc_a
-        occ_a[n_occ_a] = q
-        n_occ_a += ha[q] > 0
-        acc_b += hb[q]
-        sb[q] = acc_b
-        occ_b[n_occ_b] = q
-        n_occ_b += hb[q] > 0
+        uq = _ix(q)
+        acc_a += ha[uq]
+        sa[uq] = acc_a
+        occ_a[_ix(n_occ_a)] = q
+        n_occ_a += ha[uq] > 0
+        acc_b += hb[uq]
+        sb[uq] = acc_b
+        occ_b[_ix(n_occ_b)] = q
+        n_occ_b += hb[uq] > 0
     # sum over the side with fewer occupied bins
     if n_occ_a <= n_occ_b:
         h, occ, n_occ, s_other = ha, occ_a, n_occ_a, sb

@@ -141,7 +141,7 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
         n_take += n_rows - start[q_hi]
         bj = b[j]
         for g in range(start[q_lo], start[max(q_hi, q_lo)]):
-            cand[n_cand] = a[_ix(grouped[g])] * bj
+            cand[_ix(n_cand)] = a[_ix(grouped[_ix(g)])] * bj
             n_cand += 1
     need = k - n_take
     threshold, n_above, n_eq = threshold_of(cand, n_cand, need)
