@@ -29,12 +29,13 @@ paths of its rule, e.g. a backprop run no selection code (about half the code).
 import numba
 import numpy as np
 
+from . import _kernel_cache
 from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    _flush_counts, _forward_rows, apply_masked_rows, apply_masked_t,
                    dense_output_update_t, forward_masked, masked_plan)
-from .kernels import (STATUS_DIVERGED, STATUS_OK, _activation, _activation_slope,
-                      _write_pair_rows, _write_pairs_impl, meter_dense_closed_form,
-                      output_error, write_dense_priced)
+from .error_signals import _errors
+from .kernels import (STATUS_DIVERGED, STATUS_OK, _write_pair_rows, _write_pairs_impl,
+                      meter_dense_closed_form, write_dense_priced)
 from .row_tally import new_row_buffer, price_held
 from .topk import topk_prepare, topk_prepare_few, topk_select, topk_workspace
 
@@ -81,126 +82,6 @@ def _fill_all_pairs(m, n, sel_i, sel_j):
             sel_j[t] = j
             t += 1
     return t
-
-
-@numba.njit(cache=True)
-def _output_sums(h, w2, z):
-    """z[o] += sum_j float64(h_j) float64(w2[j, o]), accumulated in hidden-unit order. The
-    loop over the outputs vectorizes (a row of w2 at a time); ten scalar sums held in
-    registers measured 1.4 x slower at 1,000 hidden units, and the same at 100."""
-    kp, n_out = w2.shape
-    for j in range(kp):
-        hj = np.float64(h[j])
-        for o in range(n_out):
-            z[o] += hj * np.float64(w2[j, o])
-
-
-@numba.njit(cache=True)
-def _output_sums_t(h, w2t, z):
-    """:func:`_output_sums` on the transpose w2t (n_out, kp): the same sums in the same
-    order, each output's in its own register for ten outputs (the loop over the outputs
-    would read w2t with a stride)."""
-    n_out, kp = w2t.shape
-    if n_out != 10:
-        for j in range(kp):
-            hj = np.float64(h[j])
-            for o in range(n_out):
-                z[o] += hj * np.float64(w2t[o, j])
-        return
-    z0, z1, z2, z3, z4 = z[0], z[1], z[2], z[3], z[4]
-    z5, z6, z7, z8, z9 = z[5], z[6], z[7], z[8], z[9]
-    for j in range(kp):
-        hj = np.float64(h[j])
-        z0 += hj * np.float64(w2t[0, j])
-        z1 += hj * np.float64(w2t[1, j])
-        z2 += hj * np.float64(w2t[2, j])
-        z3 += hj * np.float64(w2t[3, j])
-        z4 += hj * np.float64(w2t[4, j])
-        z5 += hj * np.float64(w2t[5, j])
-        z6 += hj * np.float64(w2t[6, j])
-        z7 += hj * np.float64(w2t[7, j])
-        z8 += hj * np.float64(w2t[8, j])
-        z9 += hj * np.float64(w2t[9, j])
-    z[0], z[1], z[2], z[3], z[4] = z0, z1, z2, z3, z4
-    z[5], z[6], z[7], z[8], z[9] = z5, z6, z7, z8, z9
-
-
-@numba.njit(cache=True)
-def _hidden_error_t(w2t, post2, a, h, clamped, act_code, leak, dh, back):
-    """:func:`_hidden_error` on the transpose w2t (n_out, kp): the same sums in the same
-    order, an output at a time over every unit (vectorized). ``back``: float64 (kp,)."""
-    n_out, kp = w2t.shape
-    for j in range(kp):
-        back[j] = 0.0
-    for o in range(n_out):
-        p = np.float64(post2[o])
-        for j in range(kp):
-            back[j] += np.float64(w2t[o, j]) * p
-    for j in range(kp):
-        dh[j] = 0.0 if clamped[j] else np.float32(
-            _activation_slope(a[j], h[j], act_code, leak) * back[j])
-
-
-@numba.njit(cache=True)
-def _errors(xs, row, y, offset, w2, w2_t_on, clamped, act_code, leak, loss_code, a, h, z,
-            delta_out, post2, dh, back):
-    """From the input-layer potentials ``a``: hidden activities h, output error post2
-    (float32 of dLoss/dz) and hidden error dh, from the output weights before this sample
-    changes them: w2 (kp, n_out), or its transpose (n_out, kp) with the flag ``w2_t_on``
-    (1 or None; ``back``: float64 (kp,) scratch, read only with the transpose). Returns
-    False if the output is not finite."""
-    kp = h.shape[0]
-    n_out = z.shape[0]
-    for j in range(kp):
-        h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
-    for o in range(n_out):
-        z[o] = offset[row, o] if offset.shape[0] > 0 else 0.0
-    if w2_t_on is None:
-        _output_sums(h, w2, z)
-    else:
-        _output_sums_t(h, w2, z)
-    if not output_error(z, y[row], loss_code, delta_out):
-        return False
-    for o in range(n_out):
-        post2[o] = np.float32(delta_out[o])
-    if w2_t_on is None:
-        _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh)
-    else:
-        _hidden_error_t(w2, post2, a, h, clamped, act_code, leak, dh, back)
-    return True
-
-
-@numba.njit(cache=True)
-def _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh):
-    """dh[j] = g'(a_j) sum_o float64(w2[j, o]) float64(post2[o]), the sum left to right;
-    four units at a time, so that four independent sums are in flight."""
-    kp, n_out = w2.shape
-    j = 0
-    while j + 4 <= kp:
-        b0 = 0.0
-        b1 = 0.0
-        b2 = 0.0
-        b3 = 0.0
-        for o in range(n_out):
-            p = np.float64(post2[o])
-            b0 += np.float64(w2[j, o]) * p
-            b1 += np.float64(w2[j + 1, o]) * p
-            b2 += np.float64(w2[j + 2, o]) * p
-            b3 += np.float64(w2[j + 3, o]) * p
-        dh[j] = np.float32(_activation_slope(a[j], h[j], act_code, leak) * b0)
-        dh[j + 1] = np.float32(_activation_slope(a[j + 1], h[j + 1], act_code, leak) * b1)
-        dh[j + 2] = np.float32(_activation_slope(a[j + 2], h[j + 2], act_code, leak) * b2)
-        dh[j + 3] = np.float32(_activation_slope(a[j + 3], h[j + 3], act_code, leak) * b3)
-        j += 4
-    while j < kp:
-        back = 0.0
-        for o in range(n_out):
-            back += np.float64(w2[j, o]) * np.float64(post2[o])
-        dh[j] = np.float32(_activation_slope(a[j], h[j], act_code, leak) * back)
-        j += 1
-    for j in range(kp):
-        if clamped[j]:
-            dh[j] = 0.0
 
 
 @numba.njit(cache=True)
@@ -533,38 +414,19 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
                           _flag(not dense), _flag(floats), _flag(not floats))
 
 
-def _drop_stale_cache():
-    """numba checks only the source file of a cached function, but the chunk kernels embed
-    code from ``fold.py``, ``topk.py``, ``kernels.py`` and ``hardware_models/tally.py``: when
-    any of them changes, drop the cached files of every module that inlines them (they are
-    then compiled afresh once). Never raises: a cache is an optimisation."""
-    import hashlib
-    from pathlib import Path
-
+def _dependency_files():
+    """The files whose code the chunk kernels embed besides this one."""
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
 
-    from . import fold, kernels, quickselect, row_tally, topk, topk_few
-    try:
-        files = sorted([__file__, fold.__file__, topk.__file__, kernels.__file__, tally.__file__,
-                        row_tally.__file__, tally_rows.__file__, topk_few.__file__,
-                        quickselect.__file__])
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.encode())
-            digest.update(Path(f).read_bytes())
-        cache_dir = Path(_chunk_plain._cache._cache_path)
-        stamp = cache_dir / "sgd_kernel.deps.sha256"
-        if stamp.exists() and stamp.read_text().strip() == digest.hexdigest():
-            return
-        for f in cache_dir.iterdir():
-            if (f.name.startswith(("sgd_kernel.", "fold.", "kernels.", "topk.", "row_tally.",
-                                   "topk_few."))
-                    and f.suffix in (".nbi", ".nbc")):
-                f.unlink(missing_ok=True)
-        stamp.write_text(digest.hexdigest())
-    except Exception:  # noqa: BLE001 - unwritable cache folder, private numba API changed...
-        pass
+    from . import error_signals, fold, kernels, quickselect, row_tally, topk, topk_few
+    return [__file__, error_signals.__file__, fold.__file__, topk.__file__, kernels.__file__,
+            tally.__file__, row_tally.__file__, tally_rows.__file__, topk_few.__file__,
+            quickselect.__file__]
 
 
-_drop_stale_cache()
+# numba checks only the source file of a cached function: drop the cached files of every
+# module whose functions embed others when any of those files changes
+_kernel_cache.refresh(_chunk_plain, _dependency_files(), "sgd_kernel.deps.sha256",
+                      ("sgd_kernel.", "error_signals.", "fold.", "kernels.", "topk.",
+                       "row_tally.", "topk_few.", "quickselect."))

@@ -204,9 +204,9 @@ def test_transposed_output_layer_matches_the_row_major_one(seed):
     """The plain kernel keeps a dense or masked output layer transposed: its sums are the
     row-major ones bit for bit (the same order), for ten outputs (held in registers) and
     for other counts, and its dense update is the per-pair rule."""
+    from neuroenergy.error_signals import (_hidden_error, _hidden_error_t, _output_sums,
+                                           _output_sums_t)
     from neuroenergy.fold import dense_output_update_t
-    from neuroenergy.sgd_kernel import (_hidden_error, _hidden_error_t, _output_sums,
-                                        _output_sums_t)
     rng = np.random.default_rng(seed)
     kp = int(rng.integers(1, 300))
     n_out = (1, 3, 10, 12)[seed % 4]

@@ -1,0 +1,36 @@
+"""Cached kernels are dropped when the code they embed changes (``_kernel_cache.refresh``),
+and only the files of the named modules."""
+from types import SimpleNamespace
+
+from neuroenergy import _kernel_cache
+
+
+def _dispatcher(folder):
+    return SimpleNamespace(_cache=SimpleNamespace(_cache_path=str(folder)))
+
+
+def test_refresh_drops_the_named_cache_files_when_a_dependency_changes(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dep = tmp_path / "dep.py"
+    dep.write_text("x = 1\n")
+    names = ["mine.f-1.py311.nbi", "mine.f-1.py311.1.nbc", "helper.g-2.py311.nbi",
+             "other.h-3.py311.nbi", "mine.notes.txt"]
+    for name in names:
+        (cache / name).write_text("")
+    disp = _dispatcher(cache)
+    args = ([dep], "mine.deps.sha256", ("mine.", "helper."))
+    assert _kernel_cache.refresh(disp, *args)  # no stamp yet: dropped, stamp written
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        ["other.h-3.py311.nbi", "mine.notes.txt", "mine.deps.sha256"])
+    (cache / "mine.f-1.py311.nbi").write_text("")
+    assert not _kernel_cache.refresh(disp, *args)  # unchanged: kept
+    assert (cache / "mine.f-1.py311.nbi").exists()
+    dep.write_text("x = 2\n")
+    assert _kernel_cache.refresh(disp, *args)  # changed: dropped again
+    assert not (cache / "mine.f-1.py311.nbi").exists()
+
+
+def test_refresh_never_raises(tmp_path):
+    assert not _kernel_cache.refresh(_dispatcher(tmp_path / "missing"), [tmp_path / "nope.py"],
+                                     "x.sha256", ("x.",))
