@@ -71,12 +71,14 @@ def _hidden_error_t(w2t, post2, a, h, clamped, act_code, leak, dh, back):
 
 
 @numba.njit(cache=True)
-def _errors(xs, row, y, offset, w2, w2_t_on, clamped, act_code, leak, loss_code, a, h, z,
-            delta_out, post2, dh, back):
+def _errors(xs, row, y, offset, w2, w2_rows_on, w2_t_on, clamped, act_code, leak, loss_code,
+            a, h, z, delta_out, post2, dh, back):
     """From the input-layer potentials ``a``: hidden activities h, output error post2
     (float32 of dLoss/dz) and hidden error dh, from the output weights before this sample
-    changes them: w2 (kp, n_out), or its transpose (n_out, kp) with the flag ``w2_t_on``
-    (1 or None; ``back``: float64 (kp,) scratch, read only with the transpose). Returns
+    changes them: w2 (kp, n_out) with the flag ``w2_rows_on``, or its transpose (n_out, kp)
+    with ``w2_t_on`` (``back``: float64 (kp,) scratch, read only then). The flags are 1 or
+    None, one of each: numba drops the branch of a None flag, so a kernel compiles one of
+    the two (a test ``is None`` of an int flag is not resolved before compiling). Returns
     False if the output is not finite."""
     kp = h.shape[0]
     n_out = z.shape[0]
@@ -84,17 +86,17 @@ def _errors(xs, row, y, offset, w2, w2_t_on, clamped, act_code, leak, loss_code,
         h[j] = np.float32(1.0) if clamped[j] else np.float32(_activation(a[j], act_code, leak))
     for o in range(n_out):
         z[o] = offset[row, o] if offset.shape[0] > 0 else 0.0
-    if w2_t_on is None:
+    if w2_rows_on is not None:
         _output_sums(h, w2, z)
-    else:
+    if w2_t_on is not None:
         _output_sums_t(h, w2, z)
     if not output_error(z, y[row], loss_code, delta_out):
         return False
     for o in range(n_out):
         post2[o] = np.float32(delta_out[o])
-    if w2_t_on is None:
+    if w2_rows_on is not None:
         _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh)
-    else:
+    if w2_t_on is not None:
         _hidden_error_t(w2, post2, a, h, clamped, act_code, leak, dh, back)
     return True
 

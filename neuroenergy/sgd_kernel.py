@@ -100,12 +100,12 @@ def _abs64(v, out):
 @numba.njit(cache=True)
 def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_code, lr1,
                  lr2, k1, k2, alpha, meter_i, meter_f, counts1, counts2, dense1_on, sel1_on,
-                 mask1_on, dense2_on, sel2_on, mask2_on, w2_t_on):
+                 mask1_on, dense2_on, sel2_on, mask2_on, w2_rows_on, w2_t_on):
     """:func:`train_chunk` for float weights without hardware tallies. The ``*_on`` flags
     (:func:`_flag`, from :func:`_layer_modes`) say which writers each layer uses; with
-    ``w2_t_on`` (a dense or masked output layer) the chunk works on a transposed copy of the
-    output layer, (n_out, kp), so that its per-sample loops run along the hidden units
-    (vectorized), and copies it back at the end."""
+    ``w2_t_on`` (a dense or masked output layer; else ``w2_rows_on``) the chunk works on a
+    transposed copy of the output layer, (n_out, kp), so that its per-sample loops run along
+    the hidden units (vectorized), and copies it back at the end."""
     ZERO, IN, OUT, no = _typed_constants()
     n_in, kp = w1.shape
     n_out = w2.shape[1]
@@ -194,8 +194,8 @@ def _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss
         else:
             _forward_rows(xs, w1, a, ZERO, n_in, pending, x_prev, dh_prev, lr1_32)
         pending = False
-        if not _errors(xs, row, y, offset, w2w, w2_t_on, clamped, act_code, leak, loss_code,
-                       a, h, z, delta_out, post2, dh, back):
+        if not _errors(xs, row, y, offset, w2w, w2_rows_on, w2_t_on, clamped, act_code, leak,
+                       loss_code, a, h, z, delta_out, post2, dh, back):
             _end_output_layer(w2, counts2, w2w, counts2w, w2_t_on)
             _flush_counts(counts1, col_acc)
             _flush_counts(counts2, col_acc2)
@@ -339,8 +339,9 @@ def _chunk_tallied(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, lo
         xs = x[row]
         a[:] = 0.0
         _forward_rows(xs, w1, a, ZERO, n_in, no, xs, dh, np.float32(lr1))
-        if not _errors(xs, row, y, offset, w2, None, clamped, act_code, leak, loss_code, a, h,
-                       z, delta_out, post2, dh, dh):
+        # the output layer row-major (OUT: any int flag is on), no transpose
+        if not _errors(xs, row, y, offset, w2, OUT, None, clamped, act_code, leak, loss_code,
+                       a, h, z, delta_out, post2, dh, dh):
             price_held(row_buf, hw_params, hw_stats)
             return s, STATUS_DIVERGED
         # output layer, then input layer
@@ -398,10 +399,11 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
     """
     if hw_params.shape[0] == 0 and in_loop_device < 0:
         dense2, sel2, mask2 = _layer_modes(k2, alpha, w2.size)
+        transposed = dense2 is not None or mask2 is not None
         return _chunk_plain(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak,
                             loss_code, lr1, lr2, k1, k2, alpha, meter_i, meter_f, counts1,
                             counts2, *_layer_modes(k1, alpha, w1.size), dense2, sel2, mask2,
-                            _flag(dense2 is not None or mask2 is not None))
+                            _flag(not transposed), _flag(transposed))
     # with float weights and both layers dense, every pair is written row by row
     # (write_dense_priced); otherwise the pairs go through the pair writers, a dense layer
     # next to a selective one as the list of all its pairs: the same writes, and combined

@@ -253,12 +253,14 @@ def test_layer_modes(k, alpha, n, expected):
 def test_a_dense_run_compiles_no_selection_code(tmp_path):
     """The kernel compiled for backprop holds no selection or mask code (numba prunes the
     branches of None flags before it compiles), and one for a sparse selection no mask
-    code: checked on the dispatchers a fresh process compiles with an empty numba cache."""
+    code; each compiles the error signals for one layout of the output layer (transposed
+    for a dense one, row-major for a sparse selection): checked on the dispatchers a fresh
+    process compiles with an empty numba cache."""
     import subprocess
     import sys
     script = """
 import numpy as np
-from neuroenergy import fold, kernels, topk
+from neuroenergy import error_signals as es, fold, kernels, topk
 from neuroenergy.sgd_kernel import train_chunk
 rng = np.random.default_rng(0)
 x = rng.normal(size=(4, 20)).astype(np.float32)
@@ -273,14 +275,18 @@ def compiled(*fns):
 run(-1, -1)
 print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
                fold._count_dense, kernels.meter_dense_closed_form))
+print(compiled(es._output_sums, es._hidden_error, es._output_sums_t, es._hidden_error_t))
 run(3, 2)
 print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
                fold._count_dense, kernels.meter_dense_closed_form))
+print(compiled(es._output_sums, es._hidden_error, es._output_sums_t, es._hidden_error_t))
 """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    dense, sparse = proc.stdout.split("\n")[:2]
+    dense, dense_errors, sparse, sparse_errors = proc.stdout.split("\n")[:4]
     assert dense == "[0, 0, 0, 1, 1]"   # only the dense writers
+    assert dense_errors == "[0, 0, 1, 1]"  # the transposed output layer only
     assert sparse == "[1, 1, 0, 1, 1]"  # + the selection, still no masks
+    assert sparse_errors == "[1, 1, 1, 1]"  # + the row-major one
