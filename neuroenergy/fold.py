@@ -341,7 +341,7 @@ def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, met
                     prod = a[i] * bj
                     n_row[i] += (prod > threshold) | ((prod == threshold) & (prod > 0.0))
     for t in range(0 if few else n_listed):
-        i = rows[t]
+        i = _ix(rows[t])
         ai = a[i]
         if mode == MODE_BANDS:
             cnt, stop = topk_row_range(qa[i], sb, nb, c_take, c_cand)
@@ -353,7 +353,7 @@ def masked_plan(pre, post, lr, a, b, ws, order, rank, cum_b, cum_pos, n_row, met
             stop = n_cols
             order_t = cols
         for u in range(start, stop):
-            prod = ai * b[order_t[u]]
+            prod = ai * b[_ix(order_t[u])]
             cnt += (prod > threshold) | ((not strict) & (prod == threshold) & (prod > 0.0))
         n_row[i] = cnt
     n_writes = 0
@@ -446,7 +446,8 @@ def apply_masked_rows(w, pre, post, lr32, n_row, rank, counts, i_lo, i_hi):
             for j in range(w.shape[1]):
                 sel = rank[j] < n_i
                 wij = w[i, j]
-                w[i, j] = wij + c * post[j] if sel else wij
+                nw = wij + c * post[j]  # outside the select: a select, not a branch
+                w[i, j] = nw if sel else wij
                 counts[i, j] += sel
 
 
