@@ -82,11 +82,9 @@ def few_columns_threshold(a, b, k, rows, n_rows, cols, n_cols, lo_key, hi_key, b
         q = (bits_a[_ix(rows[t])] >> shift) - base
         bins[t] = q
         start[_ix(q + 1)] += 1
-    below = 0  # start[q] = rows in bins below q (summed in a register: through start[]
-    for q in range(nb):  # itself, each step would wait on the store of the one before)
-        pos[q] = below
-        below += start[q + 1]
-        start[q + 1] = below
+    for q in range(nb):  # start[q] = rows in bins below q
+        start[q + 1] += start[q]
+        pos[q] = start[q]
     for t in range(n_rows):  # rows grouped by bin, ascending
         q = _ix(bins[t])
         grouped[_ix(pos[q])] = rows[t]
