@@ -4,7 +4,7 @@ Per-sample SGD streams the input-layer matrix ``w1`` through the cache once per 
 the forward pass, so a sample's update is not applied when it is decided but while the next
 forward pass reads each row: the dense update (backprop, path) row by row as each row is
 read; the selected synapses (top-fraction, combined) either straight from the selection
-(``topk.topk_row``), a block of rows ahead of the read (sparse selections), or, when a
+(``topk_rows.topk_row``), a block of rows ahead of the read (sparse selections), or, when a
 sizeable share of each row is written, as a mask computed from per-row counts over the
 columns sorted by |post| (``forward_masked``). The output layer's dense and masked
 updates (``*_t``) work on its transpose, a column of the layer at a time. Every synapse
@@ -119,7 +119,7 @@ def _apply_selected(w, pre, post, lr, a, b, ws, cum_b, cum_pos, i_hi, t, counts,
 
     Per row i with selected columns S: w[i, j] += float32(float32(-lr) pre_i) post_j for j
     in S, M0 += |S|, M1 += lr a_i sum_S b_j, and the potentiating part (dw > 0 where pre and
-    post have opposite signs) likewise. The pairs are those of ``topk.topk_row``, read here
+    post have opposite signs) likewise. The pairs are those of ``topk_rows.topk_row``, read here
     without copying; the ties still to take are kept in ws.state."""
     state = ws.state
     n_rows = state[S_ROWS]

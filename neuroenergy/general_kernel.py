@@ -350,7 +350,7 @@ def _dependency_files():
     here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__,
             row_tally.__file__, tally_rows.__file__]
     topk = [kernels.__file__.replace("kernels.py", name)
-            for name in ("topk.py", "topk_few.py", "quickselect.py")]
+            for name in ("topk.py", "topk_few.py", "quickselect.py", "topk_rows.py")]
     return here + topk
 
 

@@ -20,7 +20,8 @@ from hardware_models.tally import _ix, device_write
 
 from .row_tally import (begin_row, close_row, draws_uniforms, flush_writes, layout,
                         must_price_before, new_row_buffer, price_held, price_rows, records_full)
-from .topk import topk_select, topk_workspace
+from .topk import topk_workspace
+from .topk_rows import topk_select
 
 ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID = 0, 1, 2
 LOSS_MSE, LOSS_SOFTMAX_CE = 0, 1
@@ -102,7 +103,7 @@ def topk_outer(a, b, k, sel_i, sel_j, cand_s, cand_i, cand_j):
     in row-major order (rows ascending, columns ascending within a row) and returns their
     number (min(k, positive products)). ``cand_s`` is a float64 scratch buffer of size
     len(a) * len(b); ``cand_i`` / ``cand_j`` are unused (kept for the signature). This
-    allocates a workspace per call: loops use :func:`topk.topk_select` with one workspace.
+    allocates a workspace per call: loops use :func:`topk_rows.topk_select` with one workspace.
     See ``topk.py`` for the method.
     """
     ws = topk_workspace(a.shape[0], b.shape[0], cand_s)

@@ -37,7 +37,8 @@ from .error_signals import _errors
 from .kernels import (STATUS_DIVERGED, STATUS_OK, _write_pair_rows, _write_pairs_impl,
                       meter_dense_closed_form, write_dense_priced)
 from .row_tally import new_row_buffer, price_held
-from .topk import topk_prepare, topk_prepare_few, topk_select, topk_workspace
+from .topk import topk_prepare, topk_prepare_few, topk_workspace
+from .topk_rows import topk_select
 
 ROW_BLOCK = 64  # rows whose selected writes are applied just before the forward pass reads them
 MASK_SHARE = 8  # selections of at least 1 / MASK_SHARE of a layer are written as masks
@@ -421,14 +422,15 @@ def _dependency_files():
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
 
-    from . import error_signals, fold, kernels, quickselect, row_tally, topk, topk_few
+    from . import (error_signals, fold, kernels, quickselect, row_tally, topk, topk_few,
+                   topk_rows)
     return [__file__, error_signals.__file__, fold.__file__, topk.__file__, kernels.__file__,
             tally.__file__, row_tally.__file__, tally_rows.__file__, topk_few.__file__,
-            quickselect.__file__]
+            quickselect.__file__, topk_rows.__file__]
 
 
 # numba checks only the source file of a cached function: drop the cached files of every
 # module whose functions embed others when any of those files changes
 _kernel_cache.refresh(_chunk_plain, _dependency_files(), "sgd_kernel.deps.sha256",
                       ("sgd_kernel.", "error_signals.", "fold.", "kernels.", "topk.",
-                       "row_tally.", "topk_few.", "quickselect."))
+                       "row_tally.", "topk_few.", "quickselect.", "topk_rows."))

@@ -2,7 +2,7 @@
 
 ``fold.py`` writes the input-layer update inside the next forward pass in three ways (dense
 rows, selected pairs a block of rows ahead, masks for selections of >= 1/8 of a layer), and
-``topk.py`` splits the selection into ``topk_prepare`` / ``topk_row``. These tests pick
+``topk.py`` / ``topk_rows.py`` split the selection into ``topk_prepare`` / ``topk_row``. These tests pick
 shapes and k that reach each path (rows beyond one block, row counts that are not multiples
 of four, every selection density) and inputs with many equal values, where products tie at
 the threshold and the row-major tie-break decides which synapses are written.
@@ -17,7 +17,8 @@ from neuroenergy.kernels import (ACT_LEAKY_RELU, LOSS_MSE, MF_M1, MF_M1_POT, N_M
                                  topk_outer)
 from neuroenergy.sgd_kernel import MASK_SHARE, ROW_BLOCK, _layer_modes, train_chunk
 from neuroenergy.topk import (S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE, S_TIES,
-                              topk_prepare, topk_prepare_few, topk_row, topk_workspace)
+                              topk_prepare, topk_prepare_few, topk_workspace)
+from neuroenergy.topk_rows import topk_row
 
 from reference import topk_outer_ref, train_chunk_ref
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from neuroenergy.fold import FEW_COLUMNS, apply_masked_rows, apply_masked_t
-from neuroenergy.topk import (MODE_SCAN, S_MODE, S_ROWS, topk_prepare_few, topk_read,
-                              topk_workspace)
+from neuroenergy.topk import MODE_SCAN, S_MODE, S_ROWS, topk_prepare_few, topk_workspace
+from neuroenergy.topk_rows import topk_read
 
 from reference import topk_outer_ref
 
