@@ -179,7 +179,7 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
                 cur = 0
             elif current_row >= 0:
                 if records_full(row_buf, n_dev):
-                    price_rows(row_buf, hw_params, hw_stats)
+                    price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
                 close_row(row_buf, n_dev, layer, row_n)
         if i != current_row:
             if t == n_sel:
@@ -188,7 +188,7 @@ def _write_pairs_impl(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter
             row_n = 0
             if n_dev > 0:
                 if must_price_before(row_buf, n_dev, layer, w.shape[1]):
-                    price_rows(row_buf, hw_params, hw_stats)
+                    price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
                 cur = begin_row(row_buf, layer)
         j = sel_j[t]
         # intended change in float64 for the meter; the float32 step is formed exactly as
@@ -274,7 +274,7 @@ def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_
         cur = 0
         if n_dev > 0:
             if must_price_before(row_buf, n_dev, layer, t_end - t):
-                price_rows(row_buf, hw_params, hw_stats)
+                price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
             cur = begin_row(row_buf, layer)
         at_o = at_old + cur
         at_n = at_new + cur
@@ -299,7 +299,7 @@ def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_
         if n_dev > 0 and held > 0:
             n_drawn = _hold_row(row_buf, at_u + cur, held, key, n_drawn, draw_u)
             if records_full(row_buf, n_dev):
-                price_rows(row_buf, hw_params, hw_stats)
+                price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
             close_row(row_buf, n_dev, layer, held)
         t = t_end
     meter_i[layer] = n_writes
@@ -353,7 +353,7 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
         p32 = np.float32(-lr32 * pre[i])
         held = 0
         if n_dev > 0 and must_price_before(row_buf, n_dev, layer, n_out):
-            price_rows(row_buf, hw_params, hw_stats)
+            price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
         cur = begin_row(row_buf, layer)
         at_o = at_old + cur
         at_n = at_new + cur
@@ -395,7 +395,7 @@ def write_dense_priced(w, pre, post, lr, layer, alpha, meter_i, meter_f, counts,
         if n_dev > 0 and held > 0:
             n_drawn = _hold_row(row_buf, at_u + cur, held, key, n_drawn, draw_u)
             if records_full(row_buf, n_dev):
-                price_rows(row_buf, hw_params, hw_stats)
+                price_rows(row_buf, hw_params, hw_stats, np.bool_(False))
             close_row(row_buf, n_dev, layer, held)
     meter_i[layer] = n_writes
     meter_f[layer, MF_M1] = m1

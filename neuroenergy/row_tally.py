@@ -97,9 +97,13 @@ def _zero(buf, base, cap, lo, hi):
 
 
 @numba.njit(cache=True)
-def _price(buf, hw_params, hw_stats, piece):
-    """Price the closed rows held, and with ``piece`` the open row's writes too (their
-    maximum carried to the row's end); the open row then starts again at slot 0."""
+def price_rows(buf, hw_params, hw_stats, piece):
+    """Price the closed rows held; the open row's writes stay, unless ``piece`` (an
+    ``np.bool_``: a literal would compile this once more) prices them too (their maximum
+    carried to the row's end; the open row then starts again at slot 0). Kernels call it
+    directly, not through an inlined wrapper: numba links a called function's code into
+    every caller and optimises it there again, so each wrapper level is seconds of a first
+    compilation, and an inlined one in a row loop costs reference counting per row."""
     n_dev = hw_params.shape[0]
     cap = row_capacity(buf, n_dev)
     base = _HEAD + n_dev
@@ -140,11 +144,12 @@ def _price(buf, hw_params, hw_stats, piece):
     buf[_ROWS] = 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def price_held(buf, hw_params, hw_stats):
-    """Price every closed row held (a kernel calls it before it returns)."""
+    """Price every closed row held (a kernel calls it before it returns; inlined, so the
+    kernel links :func:`price_rows` alone)."""
     if buf[_ROWS] > 0.0 or buf[_CURSOR] > 0.0:
-        _price(buf, hw_params, hw_stats, np.bool_(False))
+        price_rows(buf, hw_params, hw_stats, np.bool_(False))
 
 
 @numba.njit(cache=True, inline="always")
@@ -169,19 +174,13 @@ def begin_row(buf, layer):
     return int(buf[_CURSOR])
 
 
-@numba.njit(cache=True)
-def price_rows(buf, hw_params, hw_stats):
-    """Price the closed rows held (the open row's writes stay)."""
-    _price(buf, hw_params, hw_stats, np.bool_(False))
-
-
 @numba.njit(cache=True, inline="always")
 def open_row(buf, hw_params, hw_stats, layer, row_len):
     """Start a row of at most ``row_len`` writes in ``layer``; returns its first slot
     (relative to :func:`layout`'s starts). Prices the rows held first if the row might not
     fit or they belong to another layer."""
     if must_price_before(buf, hw_params.shape[0], layer, row_len):
-        price_rows(buf, hw_params, hw_stats)
+        price_rows(buf, hw_params, hw_stats, np.bool_(False))
     return begin_row(buf, layer)
 
 
@@ -190,7 +189,7 @@ def flush_writes(buf, hw_params, hw_stats, layer):
     """Price what is held, the open row's writes so far included (for a row longer than
     the buffer); the row continues from slot 0."""
     buf[_LAYER] = layer
-    _price(buf, hw_params, hw_stats, np.bool_(True))
+    price_rows(buf, hw_params, hw_stats, np.bool_(True))
 
 
 @numba.njit(cache=True, inline="always")
@@ -203,7 +202,7 @@ def push_write(buf, hw_params, hw_stats, layer, w_old, w_new):
     if int(buf[_M]) == 0:
         open_row(buf, hw_params, hw_stats, layer, 1)
     if int(buf[_CURSOR]) + int(buf[_M]) == cap:
-        _price(buf, hw_params, hw_stats, int(buf[_CURSOR]) == 0)
+        price_rows(buf, hw_params, hw_stats, int(buf[_CURSOR]) == 0)
     t = int(buf[_CURSOR]) + int(buf[_M])
     base = _HEAD + n_dev
     buf[base + t] = w_old
@@ -250,7 +249,7 @@ def end_row(buf, hw_params, hw_stats, layer, row_n):
     ``tally_row`` per device if ``row_n`` (the writes that changed a weight) is positive."""
     n_dev = hw_params.shape[0]
     if n_dev > 0 and records_full(buf, n_dev):
-        price_rows(buf, hw_params, hw_stats)
+        price_rows(buf, hw_params, hw_stats, np.bool_(False))
     if n_dev > 0:
         close_row(buf, n_dev, layer, row_n)
     buf[_M] = 0.0  # nothing is priced without devices: nothing is held

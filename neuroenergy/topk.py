@@ -299,7 +299,8 @@ def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
     """Exact threshold by enumerating every pair of the listed rows and columns (inputs
     outside the fast path's range): (threshold, ties to take, products equal to the
     threshold, pairs selected)."""
-    n_pos = 0
+    n_pos = np.int64(0)  # typed: a literal 0 would compile threshold_of once more (for the
+    # first typing pass, before n_pos unifies to int64)
     for t in range(n_rows):
         for u in range(n_cols):
             p = a[rows[t]] * b[cols[u]]

@@ -122,7 +122,7 @@ def topk_row(a, b, t, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand, n
                         mode != mode, np.empty(0, np.uint64))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def topk_select(a, b, k, sel_i, sel_j, ws, ordered=True):
     """Fill ``sel_i`` / ``sel_j`` with the k largest products a[i] b[j] > 0 (a, b >= 0,
     C-contiguous float64) in row-major order; returns their number, min(k, number of
