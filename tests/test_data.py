@@ -295,6 +295,30 @@ def test_preprocess_noise(images):
     assert all(np.unique(row).size > 0.99 * row.size for row in a)
 
 
+
+def _whole_matrix_recipe(images, zero_mean, noise_std, noise_seed):
+    """The recipe on the whole matrix at once, as written in preprocess's docstring."""
+    x = images.astype(np.float64) / 255.0 * 0.99
+    x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    if zero_mean:
+        x -= x.mean()
+    if noise_std > 0:
+        x += np.random.default_rng(noise_seed).normal(0.0, noise_std, size=x.shape)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 50, 2048])
+@pytest.mark.parametrize("zero_mean, noise_std, seed", [(True, 0.001, 0), (False, 0.0, 0),
+                                                        (True, 0.0, 3), (False, 0.01, 5)])
+def test_preprocess_in_blocks_is_the_whole_matrix_recipe(images, monkeypatch, rows, zero_mean,
+                                                         noise_std, seed):
+    """preprocess works in blocks of rows (bounded memory): bit for bit the whole-matrix
+    recipe, whatever the block size (a partial last block included)."""
+    monkeypatch.setattr(data_mod, "_PREPROCESS_ROWS", rows)
+    got = preprocess(images, zero_mean, noise_std, seed)
+    want = _whole_matrix_recipe(images, zero_mean, noise_std, seed)
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
 # ----------------------------------------------------------------------------- real MNIST
 
 @pytest.fixture(scope="module")
