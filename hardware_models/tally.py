@@ -39,9 +39,10 @@ a kernel passes in. Two things on the caller's side keep it that way:
   above: a call written between the views and the tally (an argument
   ``np.random.random()`` is evaluated after the views) keeps two atomic reference-count
   operations per view per write, several times the cost of the tally itself;
-- numba's cache of a kernel holds the tally code it inlined and is not invalidated when
-  this file changes: after editing it, delete the kernels' ``__pycache__/*.nb[ci]`` files
-  (or point ``NUMBA_CACHE_DIR`` elsewhere), or they keep the old code.
+- numba's cache of a function holds the tally code it inlined and numba does not check
+  this file for it: every module that inlines or links these tallies (``tally_rows``,
+  the training kernels, the spiking bridge) drops its cached code when this file changes
+  (``_kernel_cache.refresh``, at import). A new module that inlines them needs the same.
 
 ``params`` must have ``N_PARAMS`` entries (as made by ``kernel_params()`` and
 ``pack_kernel_params``) and ``stats`` ``N_STATS``: slots are read and written unconditionally.

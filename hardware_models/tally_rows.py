@@ -31,6 +31,7 @@ from numba.core import types
 from numba.extending import intrinsic
 import numpy as np
 
+from . import _kernel_cache, tally
 from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, P_DW_DEP,
                     ROUND_NEAREST, ROUND_STOCHASTIC,
                     P_DW_POT, P_ENCODING, P_KIND, P_PAIR, P_ROUNDING, P_W_MAX, STAT_ABS_DW,
@@ -479,3 +480,8 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
         hw_stats[layer, d, STAT_ROW_WRITES] += row_writes
         hw_stats[layer, d, STAT_ROW_MAX] += row_max
         hw_stats[layer, d, STAT_ROW_NW_MAX] += row_nw_max
+
+
+# the functions above inline tally.py's building blocks, which numba's cache does not check
+_kernel_cache.refresh(tally_batch, [tally.__file__, __file__], "tally_rows.deps.sha256",
+                      ("tally_rows.",))

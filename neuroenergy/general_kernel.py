@@ -22,7 +22,7 @@ this kernel computes what ``sgd_kernel.train_chunk`` computes (tested), only slo
 import numba
 import numpy as np
 
-from . import _kernel_cache
+from hardware_models import _kernel_cache
 from .general_codes import (BUF_NONE, BUF_VISIBLE, F_ALPHA, F_B, F_C, F_DECAY, F_LAZY, F_LEAK,
                             F_THETA, I_ACT, I_BUFFER, I_IN_LOOP, I_LOSS, I_PERIOD,
                             I_READOUT_ONLY, I_RESTRICT_OUT, I_SCOPE, I_UNITS, I_WRITE,
@@ -354,4 +354,5 @@ def _dependency_files():
     return here + topk
 
 
-_kernel_cache.refresh(train_chunk_general, _dependency_files())
+_kernel_cache.refresh(train_chunk_general, _dependency_files(), "general_kernel.deps.sha256",
+                      ("general_kernel.", "general_writes."))

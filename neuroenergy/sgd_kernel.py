@@ -29,7 +29,7 @@ paths of its rule, e.g. a backprop run no selection code (about half the code).
 import numba
 import numpy as np
 
-from . import _kernel_cache
+from hardware_models import _kernel_cache
 from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    _flush_counts, _forward_rows, apply_masked_rows, apply_masked_t,
                    dense_output_update_t, forward_masked, masked_plan)

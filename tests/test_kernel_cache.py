@@ -2,7 +2,7 @@
 and only the files of the named modules."""
 from types import SimpleNamespace
 
-from neuroenergy import _kernel_cache
+from hardware_models import _kernel_cache
 
 
 def _dispatcher(folder):
@@ -34,3 +34,28 @@ def test_refresh_drops_the_named_cache_files_when_a_dependency_changes(tmp_path)
 def test_refresh_never_raises(tmp_path):
     assert not _kernel_cache.refresh(_dispatcher(tmp_path / "missing"), [tmp_path / "nope.py"],
                                      "x.sha256", ("x.",))
+
+
+def _stamped_layers():
+    import hardware_models.tally as tally
+    import hardware_models.tally_rows as tally_rows
+    from neuroenergy import general_kernel, sgd_kernel
+    from neuroenergy.spiking import learn_hardware
+    return [
+        (tally_rows.tally_batch, "tally_rows.deps.sha256", [tally.__file__, tally_rows.__file__]),
+        (learn_hardware.tally_history, "learn_hardware.deps.sha256",
+         [tally.__file__, learn_hardware.__file__]),
+        (sgd_kernel._chunk_plain, "sgd_kernel.deps.sha256", sgd_kernel._dependency_files()),
+        (general_kernel.train_chunk_general, "general_kernel.deps.sha256",
+         general_kernel._dependency_files()),
+    ]
+
+
+def test_every_layer_that_inlines_other_files_is_stamped_at_import():
+    """Each module whose cached functions embed code of other files keeps a stamp of those
+    files next to its cache (tally_rows inlines tally.py: without its stamp, an edited
+    tally.py left the row tallies running the old code)."""
+    from pathlib import Path
+    for dispatcher, stamp_name, files in _stamped_layers():
+        stamp = Path(dispatcher._cache._cache_path) / stamp_name
+        assert stamp.read_text().strip() == _kernel_cache._digest(files), stamp_name

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from hardware_models import _kernel_cache
+from hardware_models import tally as tally_source
 from hardware_models.tally import tally_row, tally_write
 
 
@@ -76,3 +78,8 @@ class HardwarePricer:
         if not self.active:
             return {}
         return self.tally_.report(write_counts, self.shapes, n_steps)
+
+
+# tally_history inlines tally.py's tallies, which numba's cache does not check
+_kernel_cache.refresh(tally_history, [tally_source.__file__, __file__],
+                      "learn_hardware.deps.sha256", ("learn_hardware.",))

@@ -1,19 +1,19 @@
-"""Keep numba's on-disk cache of a kernel in step with the code it calls.
+"""Keep numba's on-disk cache of a compiled function in step with the code it embeds.
 
 numba checks only the source file of a cached function, but a compiled function embeds the
-functions it calls from other modules. When one of those files changes (``kernels.py``,
-``topk.py``, ``hardware_models/tally.py``...), a cached kernel would silently keep running
-the old code. :func:`refresh` hashes the files and drops the kernel's cache files when the
-hash changes (before the first call compiles or loads anything); the SGD kernels
-(``sgd_kernel``) and the general kernel (``general_kernel``) each keep a stamp.
+functions it calls or inlines from other modules. When one of those files changes
+(``hardware_models/tally.py`` inlined into ``tally_rows``, ``kernels.py`` and ``topk.py``
+linked into the training kernels...), a cached function would silently keep running the
+old code. :func:`refresh` hashes the files and drops the cache files of the named modules
+when the hash changes (before the first call compiles or loads anything). Each compiled
+layer keeps a stamp: ``tally_rows`` (the tallies it inlines), ``neuroenergy.sgd_kernel``
+and ``neuroenergy.general_kernel`` (the kernels and everything they link),
+``neuroenergy.spiking.learn_hardware``.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-STAMP_NAME = "general_kernel.deps.sha256"
-CACHE_PREFIXES = ("general_kernel.", "general_writes.")
 
 
 def _digest(paths) -> str:
@@ -27,12 +27,11 @@ def _digest(paths) -> str:
     return h.hexdigest()
 
 
-def refresh(dispatcher, dependency_files, stamp_name=STAMP_NAME,
-            cache_prefixes=CACHE_PREFIXES) -> bool:
+def refresh(dispatcher, dependency_files, stamp_name, cache_prefixes) -> bool:
     """Drop the cached files whose names start with ``cache_prefixes`` from the cache folder
     of ``dispatcher`` if ``dependency_files`` changed since the stamp ``stamp_name`` was
-    written (by default the general kernel's); returns True if files were dropped. Never
-    raises (a cache is an optimisation)."""
+    written there; returns True if files were dropped. Never raises (a cache is an
+    optimisation)."""
     try:
         cache_dir = Path(dispatcher._cache._cache_path)
         digest = _digest(dependency_files)
