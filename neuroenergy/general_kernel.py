@@ -354,5 +354,9 @@ def _dependency_files():
     return here + topk
 
 
+# the modules of its dependencies too: their cached functions embed each other's code
+# (kernels.topk_outer the selection, row_tally the row tallies), and a run of the general
+# kernel alone must not load them stale either
 _kernel_cache.refresh(train_chunk_general, _dependency_files(), "general_kernel.deps.sha256",
-                      ("general_kernel.", "general_writes."))
+                      ("general_kernel.", "general_writes.", "kernels.", "row_tally.",
+                       "topk.", "topk_few.", "quickselect.", "topk_rows."))
