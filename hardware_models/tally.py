@@ -81,6 +81,8 @@ from numba.core import types
 from numba.extending import intrinsic
 import numpy as np
 
+from .llvm_ops import _ceil, _div, _floor, _popcount, _pow2, _sel
+
 # --- model kinds --------------------------------------------------------------------------
 KIND_NONE = 0
 KIND_DIGITAL = 1
@@ -144,86 +146,6 @@ _SNAP = 1e-4
 # Everything here is inlined into its caller (numba IR inlining), so a training kernel gets
 # one straight piece of code per call site instead of a function call per write.
 _JIT = dict(cache=True, inline="always")
-
-
-@intrinsic
-def _ix(typingctx, i):
-    """``i`` (an integer) as an unsigned index, the same bits. numba makes a signed index
-    wrap around when negative; LLVM cannot prove ``base + t`` non-negative, and that select
-    turns the loads of a vectorised loop into gathers, several times slower (~1.4 ns
-    instead of ~0.4 ns a write for a summary loop here). An intrinsic, not an inlined
-    function: numba's IR inlining at each of the many call sites cost seconds of
-    compilation."""
-    if not isinstance(i, types.Integer):
-        return None
-    sig = types.uint64(i)
-
-    def codegen(context, builder, signature, args):
-        return context.cast(builder, args[0], signature.args[0], types.int64)
-    return sig, codegen
-
-
-@intrinsic
-def _div(typingctx, a, b):
-    """``a / b`` in float64 without Python's ZeroDivisionError branch (a plain IEEE
-    division; the parameters never hold a zero divisor)."""
-    if not (isinstance(a, types.Number) and isinstance(b, types.Number)):
-        return None
-    sig = types.float64(a, b)
-
-    def codegen(context, builder, signature, args):
-        x = context.cast(builder, args[0], signature.args[0], types.float64)
-        y = context.cast(builder, args[1], signature.args[1], types.float64)
-        return builder.fdiv(x, y)
-    return sig, codegen
-
-
-@intrinsic
-def _sel(typingctx, cond, a, b):
-    """``a if cond else b`` as one LLVM select (no branch), in the common type of ``a`` and
-    ``b``: for data-dependent choices, which a branch would mispredict."""
-    ty = a if a == b else typingctx.unify_pairs(a, b)
-    if ty is None or not isinstance(cond, types.Boolean):
-        return None
-    sig = ty(cond, a, b)
-
-    def codegen(context, builder, signature, args):
-        x = context.cast(builder, args[1], signature.args[1], signature.return_type)
-        y = context.cast(builder, args[2], signature.args[2], signature.return_type)
-        return builder.select(args[0], x, y)
-    return sig, codegen
-
-
-@intrinsic
-def _pow2(typingctx, k):
-    """``2.0 ** k`` exactly, for an integer -1022 <= k <= 1023, from the exponent bits."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        i64 = llvm_ir.IntType(64)
-        e = builder.add(args[0], llvm_ir.Constant(i64, 1023))
-        return builder.bitcast(builder.shl(e, llvm_ir.Constant(i64, 52)),
-                               llvm_ir.DoubleType())
-    return sig, codegen
-
-
-def _unary_intrinsic(name, doc):
-    def typer(typingctx, x):
-        if not isinstance(x, types.Number):
-            return None
-        sig = types.float64(x)
-
-        def codegen(context, builder, signature, args):
-            fn = builder.module.declare_intrinsic(name, [llvm_ir.DoubleType()])
-            return builder.call(fn, [context.cast(builder, args[0], signature.args[0],
-                                                  types.float64)])
-        return sig, codegen
-    typer.__doc__ = doc
-    return intrinsic(typer)
-
-
-_floor = _unary_intrinsic("llvm.floor", "floor(x) as a float64 (no conversion to int).")
-_ceil = _unary_intrinsic("llvm.ceil", "ceil(x) as a float64 (no conversion to int).")
 
 
 @intrinsic
@@ -298,18 +220,6 @@ def _bit_pattern(code, bits, encoding):
     if encoding == ENC_TWOS:
         return code & mask
     return _sel(code < 0, ((1 << (bits - 1)) | (-code)) & mask, code & mask)
-
-
-@intrinsic
-def _popcount(typingctx, x):
-    """Set bits of a non-negative int64."""
-    sig = types.int64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        i64 = llvm_ir.IntType(64)
-        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [i64])
-        return builder.call(ctpop, [args[0]])
-    return sig, codegen
 
 
 @numba.njit(**_JIT)

@@ -11,7 +11,7 @@ then one branch-free loop over those few. Parameters are read once, the per-writ
 no branches (rounding rules and pair mode are selects) and their sums live in vector
 registers (compiled with reassociation allowed, so LLVM vectorises the reductions).
 
-Speed rules learnt here (each measured): index with unsigned integers (``tally._ix``:
+Speed rules learnt here (each measured): index with unsigned integers (``llvm_ops._ix``:
 numba's wrap-around for negative indices makes LLVM gather every load); pass no array to an
 inlined function inside a per-row loop (numba then increments and decrements its reference
 count atomically, ~10 ns, per row and array); keep reciprocals opaque (:func:`_opaque`) or
@@ -25,13 +25,11 @@ test_hw_row_tally.py``). The statistics slots are those of ``tally``.
 """
 import math
 
-from llvmlite import ir as llvm_ir
 import numba
-from numba.core import types
-from numba.extending import intrinsic
 import numpy as np
 
-from . import _kernel_cache, tally
+from . import _kernel_cache, llvm_ops, tally
+from .llvm_ops import _bits_of, _div, _float_of, _floor, _ix, _opaque, _popcount, _sel
 from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, P_DW_DEP,
                     ROUND_NEAREST, ROUND_STOCHASTIC,
                     P_DW_POT, P_ENCODING, P_KIND, P_PAIR, P_ROUNDING, P_W_MAX, STAT_ABS_DW,
@@ -39,47 +37,12 @@ from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, 
                     STAT_NOOP_ABS_DW, STAT_REFRESH, STAT_REFRESH_PULSES, STAT_ROW_MAX,
                     STAT_ROW_NW_MAX, STAT_ROW_WRITES, STAT_ROWS, STAT_ROWS_ACTIVE,
                     STAT_SIZE_DEP, STAT_SIZE_POT, STAT_WRITES, _clip, _digital_codes,
-                    _digital_flips, _div, _floor, _ix, _popcount, _round_steps, _sel)
+                    _digital_flips, _round_steps)
 
 _ROWS = dict(cache=True, fastmath={"reassoc"})
 # slots in a block: an analog device tests a block at once for 'no pulse in any write' (see
 # _analog_rows), and every device keeps each block's largest size (see tally_batch)
 BLOCK = 16
-
-
-@intrinsic
-def _bits_of(typingctx, x):
-    """The IEEE bit pattern of a float64 as int64: for non-negative values it orders like
-    the values, so a row maximum can be an integer maximum (vectorised without fast-math)."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.IntType(64))
-    return sig, codegen
-
-
-@intrinsic
-def _float_of(typingctx, x):
-    """Inverse of :func:`_bits_of`."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.DoubleType())
-    return sig, codegen
-
-
-@intrinsic
-def _opaque(typingctx, x):
-    """``x`` (float64) through an empty inline-assembly statement: the optimiser cannot see
-    that it is the value computed before, so fast-math cannot fold a reciprocal back into
-    the division of every write it was computed to avoid."""
-    sig = types.float64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        dbl = llvm_ir.DoubleType()
-        return builder.asm(llvm_ir.FunctionType(dbl, [dbl]), "", "=x,0", [args[0]],
-                           side_effect=False)
-    return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")
@@ -482,6 +445,7 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
         hw_stats[layer, d, STAT_ROW_NW_MAX] += row_nw_max
 
 
-# the functions above inline tally.py's building blocks, which numba's cache does not check
-_kernel_cache.refresh(tally_batch, [tally.__file__, __file__], "tally_rows.deps.sha256",
-                      ("tally_rows.",))
+# the functions above inline tally.py's building blocks and llvm_ops' operations, which
+# numba's cache does not check
+_kernel_cache.refresh(tally_batch, [llvm_ops.__file__, tally.__file__, __file__],
+                      "tally_rows.deps.sha256", ("tally_rows.",))

@@ -17,7 +17,7 @@ over its written columns (prefix sums), so it agrees with a pair-by-pair sum to 
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix
+from hardware_models.llvm_ops import _ix
 
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
 from .topk import (MODE_BANDS, MODE_NONE, S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_ROWS, S_TAKE,

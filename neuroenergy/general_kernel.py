@@ -344,11 +344,12 @@ def train_chunk_general(x, y, sample_idx, sizes, w, s, mask, counts, unit_on, k_
 
 
 def _dependency_files():
+    import hardware_models.llvm_ops as llvm_ops
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
     from . import general_codes, general_writes, kernels, row_tally
     here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__,
-            row_tally.__file__, tally_rows.__file__]
+            row_tally.__file__, tally_rows.__file__, llvm_ops.__file__]
     topk = [kernels.__file__.replace("kernels.py", name)
             for name in ("topk.py", "topk_few.py", "quickselect.py", "topk_rows.py")]
     return here + topk

@@ -16,7 +16,8 @@ import math
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix, device_write
+from hardware_models.llvm_ops import _ix
+from hardware_models.tally import device_write
 
 from .row_tally import (begin_row, close_row, draws_uniforms, flush_writes, layout,
                         must_price_before, new_row_buffer, price_held, price_rows, records_full)

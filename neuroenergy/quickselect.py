@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix
+from hardware_models.llvm_ops import _ix
 
 
 @numba.njit(cache=True)

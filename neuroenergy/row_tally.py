@@ -37,7 +37,8 @@ Stats are complete only after :func:`price_held`: every kernel calls it before i
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix, uses_uniform
+from hardware_models.llvm_ops import _ix
+from hardware_models.tally import uses_uniform
 from hardware_models.tally_rows import BLOCK, N_SUM, tally_batch
 
 _M, _UNIFORM, _CURSOR, _ROWS, _LAYER = 0, 1, 2, 3, 4

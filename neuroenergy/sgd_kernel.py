@@ -419,6 +419,7 @@ def train_chunk(x, y, sample_idx, offset, w1, w2, clamped, act_code, leak, loss_
 
 def _dependency_files():
     """The files whose code the chunk kernels embed besides this one."""
+    import hardware_models.llvm_ops as llvm_ops
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
 
@@ -426,7 +427,7 @@ def _dependency_files():
                    topk_rows)
     return [__file__, error_signals.__file__, fold.__file__, topk.__file__, kernels.__file__,
             tally.__file__, row_tally.__file__, tally_rows.__file__, topk_few.__file__,
-            quickselect.__file__, topk_rows.__file__]
+            quickselect.__file__, topk_rows.__file__, llvm_ops.__file__]
 
 
 # numba checks only the source file of a cached function: drop the cached files of every

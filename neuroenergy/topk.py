@@ -41,7 +41,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix
+from hardware_models.llvm_ops import _ix
 
 from .quickselect import threshold_of
 from .topk_few import NB_FEW, few_columns_threshold

@@ -19,7 +19,7 @@ no allocation.
 import numba
 import numpy as np
 
-from hardware_models.tally import _ix
+from hardware_models.llvm_ops import _ix
 from hardware_models.tally_rows import _bits_of as _bits, _float_of as _float
 
 from .quickselect import threshold_of

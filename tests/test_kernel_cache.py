@@ -37,14 +37,16 @@ def test_refresh_never_raises(tmp_path):
 
 
 def _stamped_layers():
+    import hardware_models.llvm_ops as llvm_ops
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
     from neuroenergy import general_kernel, sgd_kernel
     from neuroenergy.spiking import learn_hardware
     return [
-        (tally_rows.tally_batch, "tally_rows.deps.sha256", [tally.__file__, tally_rows.__file__]),
+        (tally_rows.tally_batch, "tally_rows.deps.sha256",
+         [llvm_ops.__file__, tally.__file__, tally_rows.__file__]),
         (learn_hardware.tally_history, "learn_hardware.deps.sha256",
-         [tally.__file__, learn_hardware.__file__]),
+         [llvm_ops.__file__, tally.__file__, learn_hardware.__file__]),
         (sgd_kernel._chunk_plain, "sgd_kernel.deps.sha256", sgd_kernel._dependency_files()),
         (general_kernel.train_chunk_general, "general_kernel.deps.sha256",
          general_kernel._dependency_files()),
@@ -56,6 +58,9 @@ def test_every_layer_that_inlines_other_files_is_stamped_at_import():
     files next to its cache (tally_rows inlines tally.py: without its stamp, an edited
     tally.py left the row tallies running the old code)."""
     from pathlib import Path
+    import hardware_models.llvm_ops as llvm_ops
     for dispatcher, stamp_name, files in _stamped_layers():
         stamp = Path(dispatcher._cache._cache_path) / stamp_name
         assert stamp.read_text().strip() == _kernel_cache._digest(files), stamp_name
+        # every layer embeds llvm_ops' operations
+        assert llvm_ops.__file__ in files, stamp_name

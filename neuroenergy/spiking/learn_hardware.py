@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hardware_models import _kernel_cache
+from hardware_models import _kernel_cache, llvm_ops
 from hardware_models import tally as tally_source
 from hardware_models.tally import tally_row, tally_write
 
@@ -80,6 +80,7 @@ class HardwarePricer:
         return self.tally_.report(write_counts, self.shapes, n_steps)
 
 
-# tally_history inlines tally.py's tallies, which numba's cache does not check
-_kernel_cache.refresh(tally_history, [tally_source.__file__, __file__],
+# tally_history inlines tally.py's tallies (and llvm_ops' operations in them), which numba's
+# cache does not check
+_kernel_cache.refresh(tally_history, [llvm_ops.__file__, tally_source.__file__, __file__],
                       "learn_hardware.deps.sha256", ("learn_hardware.",))
