@@ -27,12 +27,24 @@ def _digest(paths) -> str:
     return h.hexdigest()
 
 
-def refresh(dispatcher, dependency_files, stamp_name, cache_prefixes) -> bool:
+def _modules_beside(dispatcher, dependency_files) -> tuple:
+    """Cache-file prefixes ("name.") of the dependency files in the folder of the
+    dispatcher's own source: numba keeps their cached functions in its cache folder."""
+    here = Path(dispatcher.py_func.__code__.co_filename).resolve().parent
+    return tuple(sorted({Path(f).stem + "." for f in dependency_files
+                         if Path(f).resolve().parent == here}))
+
+
+def refresh(dispatcher, dependency_files, stamp_name, cache_prefixes=None) -> bool:
     """Drop the cached files whose names start with ``cache_prefixes`` from the cache folder
     of ``dispatcher`` if ``dependency_files`` changed since the stamp ``stamp_name`` was
-    written there; returns True if files were dropped. Never raises (a cache is an
+    written there; returns True if files were dropped. By default the prefixes are those of
+    the dependency files beside the dispatcher's source (list its own file among them):
+    their cached functions embed each other's code. Never raises (a cache is an
     optimisation)."""
     try:
+        if cache_prefixes is None:
+            cache_prefixes = _modules_beside(dispatcher, dependency_files)
         cache_dir = Path(dispatcher._cache._cache_path)
         digest = _digest(dependency_files)
         stamp = cache_dir / stamp_name

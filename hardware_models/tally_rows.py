@@ -448,4 +448,4 @@ def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size,
 # the functions above inline tally.py's building blocks and llvm_ops' operations, which
 # numba's cache does not check
 _kernel_cache.refresh(tally_batch, [llvm_ops.__file__, tally.__file__, __file__],
-                      "tally_rows.deps.sha256", ("tally_rows.",))
+                      "tally_rows.deps.sha256")

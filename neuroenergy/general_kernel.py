@@ -348,16 +348,14 @@ def _dependency_files():
     import hardware_models.tally as tally
     import hardware_models.tally_rows as tally_rows
     from . import general_codes, general_writes, kernels, row_tally
-    here = [general_writes.__file__, kernels.__file__, general_codes.__file__, tally.__file__,
-            row_tally.__file__, tally_rows.__file__, llvm_ops.__file__]
+    here = [__file__, general_writes.__file__, kernels.__file__, general_codes.__file__,
+            tally.__file__, row_tally.__file__, tally_rows.__file__, llvm_ops.__file__]
     topk = [kernels.__file__.replace("kernels.py", name)
             for name in ("topk.py", "topk_few.py", "quickselect.py", "topk_rows.py")]
     return here + topk
 
 
-# the modules of its dependencies too: their cached functions embed each other's code
+# the cached files of its dependencies' modules here too: they embed each other's code
 # (kernels.topk_outer the selection, row_tally the row tallies), and a run of the general
 # kernel alone must not load them stale either
-_kernel_cache.refresh(train_chunk_general, _dependency_files(), "general_kernel.deps.sha256",
-                      ("general_kernel.", "general_writes.", "kernels.", "row_tally.",
-                       "topk.", "topk_few.", "quickselect.", "topk_rows."))
+_kernel_cache.refresh(train_chunk_general, _dependency_files(), "general_kernel.deps.sha256")

@@ -431,7 +431,5 @@ def _dependency_files():
 
 
 # numba checks only the source file of a cached function: drop the cached files of every
-# module whose functions embed others when any of those files changes
-_kernel_cache.refresh(_chunk_plain, _dependency_files(), "sgd_kernel.deps.sha256",
-                      ("sgd_kernel.", "error_signals.", "fold.", "kernels.", "topk.",
-                       "row_tally.", "topk_few.", "quickselect.", "topk_rows."))
+# module here whose functions embed others when any of those files changes
+_kernel_cache.refresh(_chunk_plain, _dependency_files(), "sgd_kernel.deps.sha256")

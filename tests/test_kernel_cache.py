@@ -31,6 +31,28 @@ def test_refresh_drops_the_named_cache_files_when_a_dependency_changes(tmp_path)
     assert not (cache / "mine.f-1.py311.nbi").exists()
 
 
+def test_refresh_drops_the_modules_beside_the_kernel_by_default(tmp_path):
+    """Without prefixes, the cached files dropped are those of the dependency files in the
+    folder of the dispatcher's own source, not of files elsewhere or of other modules."""
+    pkg, far = tmp_path / "pkg", tmp_path / "far"
+    cache = pkg / "__pycache__"
+    for folder in (pkg, far, cache):
+        folder.mkdir()
+    deps = [pkg / "mine.py", pkg / "helper.py", far / "remote.py"]
+    for dep in deps:
+        dep.write_text("x = 1\n")
+    names = ["mine.f-1.py311.nbi", "helper.g-2.py311.1.nbc", "remote.h-3.py311.nbi",
+             "other.k-4.py311.nbi"]
+    for name in names:
+        (cache / name).write_text("")
+    disp = SimpleNamespace(_cache=SimpleNamespace(_cache_path=str(cache)),
+                           py_func=SimpleNamespace(
+                               __code__=SimpleNamespace(co_filename=str(pkg / "mine.py"))))
+    assert _kernel_cache.refresh(disp, deps, "mine.deps.sha256")
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        ["remote.h-3.py311.nbi", "other.k-4.py311.nbi", "mine.deps.sha256"])
+
+
 def test_refresh_never_raises(tmp_path):
     assert not _kernel_cache.refresh(_dispatcher(tmp_path / "missing"), [tmp_path / "nope.py"],
                                      "x.sha256", ("x.",))

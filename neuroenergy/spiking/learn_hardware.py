@@ -83,4 +83,4 @@ class HardwarePricer:
 # tally_history inlines tally.py's tallies (and llvm_ops' operations in them), which numba's
 # cache does not check
 _kernel_cache.refresh(tally_history, [llvm_ops.__file__, tally_source.__file__, __file__],
-                      "learn_hardware.deps.sha256", ("learn_hardware.",))
+                      "learn_hardware.deps.sha256")
