@@ -27,19 +27,16 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional, Union
 
-import numpy as np
-
 from . import general_codes as G
 from ._validate import check_choice, check_number
 from .errors import ConfigError
 from .rules import (PATH_SELECTIONS, RULES, Backprop, Combined, Path, Rule, TopFraction,
-                    make_rule, tied_output_fraction)
+                    make_rule)
 from .rules_extended_more import (ErrorPath, LargestWeights, RandomNeurons, RandomSynapseMask,
                                   ReadoutOnly, RotatingPath, SmallestUpdates,
                                   TopFractionPerNeuron)
 from .rules_plan import (Fractions, KernelPlan, check_fraction, check_path, fixed_units,
-                         has_path, layer_fractions, path_or_all, set_field, units_fixed,
-                         validate_k)
+                         layer_fractions, path_or_all, set_field, units_fixed, validate_k)
 
 CONSOLIDATION = ("synapse", "neuron", "layer")
 _SCOPES = {"synapse": G.SCOPE_SYNAPSE, "neuron": G.SCOPE_NEURON, "layer": G.SCOPE_LAYER}

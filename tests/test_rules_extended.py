@@ -7,7 +7,7 @@ import pytest
 from neuroenergy.config import RunConfig
 from neuroenergy.energy import LayeredEnergyMeter
 from neuroenergy.errors import ConfigError
-from neuroenergy.general_codes import BUF_NONE, BUF_VISIBLE, LZ_SKIPPED, LZ_UPDATED
+from neuroenergy.general_codes import BUF_NONE, LZ_SKIPPED, LZ_UPDATED
 from neuroenergy.general_kernel import train_chunk_general
 from neuroenergy.general_train import _State, train_general
 from neuroenergy.kernels import MF_M1
