@@ -12,7 +12,7 @@ import numpy as np
 from .kernels import _activation, _activation_slope, output_error
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _output_sums(h, w2, z):
     """z[o] += sum_j float64(h_j) float64(w2[j, o]), accumulated in hidden-unit order. The
     loop over the outputs vectorizes (a row of w2 at a time); ten scalar sums held in
@@ -101,7 +101,7 @@ def _errors(xs, row, y, offset, w2, w2_rows_on, w2_t_on, clamped, act_code, leak
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _hidden_error(w2, post2, a, h, clamped, act_code, leak, dh):
     """dh[j] = g'(a_j) sum_o float64(w2[j, o]) float64(post2[o]), the sum left to right;
     four units at a time, so that four independent sums are in flight."""

@@ -48,7 +48,7 @@ _HEAD = 5
 BATCH_SLOTS = 1024
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def new_row_buffer(hw_params, row_len, batch=BATCH_SLOTS):
     """Buffer for the devices ``hw_params`` (n_devices, N_PARAMS) that holds a row of
     ``row_len`` writes whole and at least ``batch`` writes (longer rows are priced in

@@ -74,7 +74,7 @@ def _end_output_layer(w2, counts2, w2t, counts2t, w2_t_on):
                 counts2[i, j] += counts2t[j, i]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _fill_all_pairs(m, n, sel_i, sel_j):
     t = 0
     for i in range(m):

@@ -68,7 +68,7 @@ S_MODE, S_NB, S_TAKE, S_CAND, S_ROWS, S_COLS, S_TIES, S_EQ = range(8)
 MODE_NONE, MODE_BANDS, MODE_SCAN = 0, 1, 2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def topk_workspace(m, n, cand):
     """Scratch arrays for :func:`topk_rows.topk_select` on vectors of sizes m and n, around ``cand``,
     a float64 buffer of m * n (only the first few hundred entries are touched, except by
@@ -209,7 +209,7 @@ def _bin_keys(keys, q, h, idx, n_idx, lo, shift):
         t += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a, lo_b,
                   hi_b):
     """Bin the integer keys at a power-of-two width; returns (bins, slack in bands, the
@@ -231,7 +231,7 @@ def _coarse_level(ka, kb, qa, qb, ha, hb, rows, n_rows, cols, n_cols, lo_a, hi_a
             (hi_b - lo_b) >> shift)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
     """Bin accurate logs of the listed rows and columns; returns (bins, slack in bands, the
     highest bin of a, of b)."""
@@ -294,7 +294,7 @@ def _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand):
     return n_rows, kept
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _fallback_threshold(a, b, k, rows, n_rows, cols, n_cols, cand):
     """Exact threshold by enumerating every pair of the listed rows and columns (inputs
     outside the fast path's range): (threshold, ties to take, products equal to the

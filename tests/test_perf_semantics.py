@@ -276,11 +276,14 @@ def compiled(*fns):
 run(-1, -1)
 print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
                fold._count_dense, kernels.meter_dense_closed_form))
-print(compiled(es._output_sums, es._hidden_error, es._output_sums_t, es._hidden_error_t))
+def layouts():
+    # (w2_rows_on, w2_t_on) of each compiled _errors: the row-major sums are inlined there
+    return sorted((str(s[5]), str(s[6])) for s in es._errors.signatures)
+print(compiled(es._output_sums_t, es._hidden_error_t), layouts())
 run(3, 2)
 print(compiled(topk.topk_prepare, fold._apply_selected, fold.masked_plan,
                fold._count_dense, kernels.meter_dense_closed_form))
-print(compiled(es._output_sums, es._hidden_error, es._output_sums_t, es._hidden_error_t))
+print(compiled(es._output_sums_t, es._hidden_error_t), layouts())
 """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -288,6 +291,6 @@ print(compiled(es._output_sums, es._hidden_error, es._output_sums_t, es._hidden_
     assert proc.returncode == 0, proc.stderr[-3000:]
     dense, dense_errors, sparse, sparse_errors = proc.stdout.split("\n")[:4]
     assert dense == "[0, 0, 0, 1, 1]"   # only the dense writers
-    assert dense_errors == "[0, 0, 1, 1]"  # the transposed output layer only
+    assert dense_errors == "[1, 1] [('none', 'int64')]"  # the transposed output layer only
     assert sparse == "[1, 1, 0, 1, 1]"  # + the selection, still no masks
-    assert sparse_errors == "[1, 1, 1, 1]"  # + the row-major one
+    assert sparse_errors == ("[1, 1] [('int64', 'none'), ('none', 'int64')]")  # + row-major
