@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from . import _kernel_cache, llvm_ops, tally
+from .compiled_only import compiled_only
 from .llvm_ops import _bits_of, _div, _float_of, _floor, _ix, _opaque, _popcount, _sel
 from .tally import (KIND_ANALOG, KIND_BIOLOGY, KIND_DIGITAL, KIND_NONE, P_BITS, P_DW_DEP,
                     ROUND_NEAREST, ROUND_STOCHASTIC,
@@ -95,7 +96,7 @@ def _analog_bounds(hw_params, d):
     return inv_bound, u_on, threshold
 
 
-@numba.njit(**_ROWS)  # called, not inlined: once per batch, and compiled once
+@compiled_only(**_ROWS)  # called, not inlined: once per batch, and compiled once
 def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, hi, n,
                  at_size, flags, go):
     """Price slots [lo, hi) (whole blocks, ``n`` writes and then zero padding) on analog
@@ -176,7 +177,7 @@ def _analog_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, lo, 
     return _float_of(largest)
 
 
-@numba.njit(**_ROWS)  # called, not inlined: once per batch, and compiled once
+@compiled_only(**_ROWS)  # called, not inlined: once per batch, and compiled once
 def _digital_rows(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n, n_pad,
                   sizes, at_size, by_product):
     """Price slots [0, n_pad) (``n`` writes, then zero padding) on digital device d; stores
@@ -327,7 +328,7 @@ def tally_writes(hw_params, hw_stats, layer, d, vals, at_old, at_new, at_u, n):
     return batch[at_carry]
 
 
-@numba.njit(**_ROWS)
+@compiled_only(**_ROWS)
 def tally_batch(hw_params, hw_stats, layer, vals, at_old, at_new, at_u, at_size, n, n_pad,
                 at_rows, n_rows, at_carry, at_sums, d_lo, d_hi):
     """Price a batch of rows on devices [d_lo, d_hi). Slots [0, n_pad) hold ``n`` writes:

@@ -9,6 +9,8 @@ the same sums in the same order, bit for bit (``tests/test_perf_semantics.py``).
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
+
 from .kernels import _activation, _activation_slope, output_error
 
 
@@ -70,7 +72,7 @@ def _hidden_error_t(w2t, post2, a, h, clamped, act_code, leak, dh, back):
             _activation_slope(a[j], h[j], act_code, leak) * back[j])
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _errors(xs, row, y, offset, w2, w2_rows_on, w2_t_on, clamped, act_code, leak, loss_code,
             a, h, z, delta_out, post2, dh, back):
     """From the input-layer potentials ``a``: hidden activities h, output error post2

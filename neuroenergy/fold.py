@@ -17,6 +17,7 @@ over its written columns (prefix sums), so it agrees with a pair-by-pair sum to 
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
 from hardware_models.llvm_ops import _ix
 
 from .kernels import MF_M1, MF_M1_POT, MF_MALPHA
@@ -26,7 +27,7 @@ from .topk import (MODE_BANDS, MODE_NONE, S_CAND, S_COLS, S_EQ, S_MODE, S_NB, S_
 FEW_COLUMNS = 16  # masked layers this narrow count each row's writes by direct comparison
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _forward_rows(xs, w1, a, i_lo, i_hi, dense, x_prev, dh_prev, lr1_32):
     """a += xs[i] * w1[i] for rows i_lo..i_hi-1 in float32, in input order; with ``dense``,
     each row first receives the previous sample's dense update (if its input was nonzero).

@@ -16,6 +16,7 @@ import math
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
 from hardware_models.llvm_ops import _ix
 from hardware_models.tally import device_write
 
@@ -247,7 +248,7 @@ def _hold_row(row_buf, at_u, held, key, n_drawn, draw_u):
     return n_drawn + held if draw_u else n_drawn
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _write_pair_rows(w, pre, post, lr, sel_i, sel_j, n_sel, layer, alpha, meter_i, meter_f,
                      counts, hw_params, hw_stats, row_buf):
     """:func:`_write_pairs_impl` for float weights and a buffer that holds a whole row:

@@ -3,10 +3,11 @@
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
 from hardware_models.llvm_ops import _ix
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def quickselect_desc(v, n, r):
     """The r-th largest (r >= 1) of v[:n], reordering v in place (three-way partition, so
     runs of equal values cost linear time)."""
@@ -43,7 +44,7 @@ def quickselect_desc(v, n, r):
             return pivot
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _select_copying(src, dst, n, r):
     """(t, above, equal) of :func:`threshold_of` for v[:n] = src[:n], with dst[:n] as
     scratch (both overwritten). Each round copies the region into the other buffer, the

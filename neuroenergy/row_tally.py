@@ -37,6 +37,7 @@ Stats are complete only after :func:`price_held`: every kernel calls it before i
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
 from hardware_models.llvm_ops import _ix
 from hardware_models.tally import uses_uniform
 from hardware_models.tally_rows import BLOCK, N_SUM, tally_batch
@@ -97,7 +98,7 @@ def _zero(buf, base, cap, lo, hi):
         buf[_ix(base + 2 * cap + t)] = 0.0
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def price_rows(buf, hw_params, hw_stats, piece):
     """Price the closed rows held; the open row's writes stay, unless ``piece`` (an
     ``np.bool_``: a literal would compile this once more) prices them too (their maximum

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from hardware_models import _kernel_cache
+from hardware_models.compiled_only import compiled_only
 from .fold import (_apply_dense_rows, _apply_selected, _band_sums, _count_dense,
                    _flush_counts, _forward_rows, apply_masked_rows, apply_masked_t,
                    dense_output_update_t, forward_masked, masked_plan)
@@ -297,7 +298,7 @@ def _priced_layer(w, pre, post, lr, k, sel_i, sel_j, n_all, ws, abs_pre, abs_pos
                               meter_f, counts, hw_params, hw_stats, in_loop_device, row_buf)
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _selection_arrays(m, n, k):
     """(abs_pre, abs_post, sel_i, sel_j, workspace, number of pairs listed) for a layer of
     m x n synapses that writes selected pairs (k < 0: every pair, listed once here)."""

@@ -41,6 +41,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
+from hardware_models.compiled_only import compiled_only
 from hardware_models.llvm_ops import _ix
 
 from .quickselect import threshold_of
@@ -84,7 +85,7 @@ def topk_workspace(m, n, cand):
                          np.zeros(8, np.int64), np.zeros(1), np.empty(n, np.int64))
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _fill_keys(v, keys, idx):
     """keys[i] = coarse log key of v[i] (for every i; used where v[i] > 0) and idx = the
     indices with v[i] > 0, ascending. Returns (their number, min key, max key, all of them
@@ -145,7 +146,7 @@ def _count_from(h, occ, n_occ, s_other, nb, c):
     return total
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _band_search(ha, hb, sa, sb, occ_a, occ_b, nb, k, slack):
     """From the histograms ha / hb (nb bins): the suffix counts sa / sb, the occupied bins
     occ_a / occ_b, and the bands (c_take, c_cand, pairs in bands >= c_take, pairs in
@@ -275,7 +276,7 @@ def _fine_level(a, b, la, lb, qa, qb, ha, hb, rows, n_rows, cols, n_cols):
             min(int((hi_a - lo_a) * inv), nb - 1), min(int((hi_b - lo_b) * inv), nb - 1))
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _prune(rows, n_rows, cols, n_cols, qa, qb, qa_max, qb_max, c_cand):
     """Keep the rows and columns that have a pair in a band >= c_cand (qa_max / qb_max: the
     highest bins, from the binning); returns the new counts (the lists stay in ascending

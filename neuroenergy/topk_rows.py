@@ -10,6 +10,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from hardware_models.compiled_only import compiled_only
+
 from .topk import (MODE_BANDS, MODE_SCAN, S_CAND, S_COLS, S_MODE, S_NB, S_ROWS, S_TAKE,
                    S_TIES, topk_prepare)
 
@@ -60,7 +62,7 @@ def _sort_row(sel_j, start, stop, bitmap):
         bitmap[w] = 0
 
 
-@numba.njit(cache=True)
+@compiled_only(cache=True)
 def _select_rows(a, b, t_lo, t_hi, rows, cols, qa, sb, col_order, mode, nb, c_take, c_cand,
                  n_cols, threshold, ties, sel_i, sel_j, n_sel, ordered, bitmap):
     """The selected columns of rows rows[t_lo:t_hi] after :func:`topk_prepare` (the ws
