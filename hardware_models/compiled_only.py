@@ -3,9 +3,9 @@
 numba builds two wrappers for every compiled function, one that Python can call (unboxing
 every argument, boxing the result) and one with the C calling convention, then optimises
 and generates machine code for them with the function. For the kernels' building blocks,
-called only from compiled code, that is wasted work: a first compilation of the priced
-selective kernel spends ~9% of its time on them (measured, alternating fresh caches:
-16.0 s against 18.0 s median). The decorator compiles without both wrappers.
+called only from compiled code, that is wasted work: about 1.5 s of a first compilation
+of the priced selective kernel (~20 s; two paired sets of six, alternating fresh caches,
+``benchmarks/RESULTS.md``). The decorator compiles without both wrappers.
 
 Without a Python wrapper a call from Python would jump to address 0; the dispatcher
 refuses such a call with a ``TypeError`` naming the function instead. Calls from compiled
