@@ -11,6 +11,7 @@ Without a Python wrapper a call from Python would jump to address 0; the dispatc
 refuses such a call with a ``TypeError`` naming the function instead. Calls from compiled
 code, typing, caching (``cache=True``) and ``.signatures`` are those of ``numba.njit``.
 """
+from numba.core import config
 from numba.core.registry import CPUDispatcher
 
 
@@ -26,12 +27,15 @@ class CompiledOnlyDispatcher(CPUDispatcher):
 
 def compiled_only(**options):
     """``numba.njit(**options)`` without the Python and C wrappers; ``cache=True`` caches
-    as njit does."""
+    as njit does, and with ``NUMBA_DISABLE_JIT=1`` the function stays plain Python, as
+    njit leaves it."""
     cache = options.pop("cache", False)
     targetoptions = dict(options, nopython=True, no_cpython_wrapper=True,
                          no_cfunc_wrapper=True)
 
     def wrap(py_func):
+        if config.DISABLE_JIT:
+            return py_func
         dispatcher = CompiledOnlyDispatcher(py_func=py_func, locals={},
                                             targetoptions=targetoptions)
         if cache:

@@ -98,3 +98,15 @@ def test_cached_code_is_shared_between_callers_and_processes(tmp_path):
     assert value == 29.0 and stats["hits"] and not stats["misses"]
     value, _ = run("first")
     assert value == 31.0
+
+
+def test_with_the_jit_disabled_the_function_stays_python():
+    code = ("from hardware_models.compiled_only import compiled_only\n"
+            "def f(x):\n    return x + 1\n"
+            "g = compiled_only(cache=True)(f)\n"
+            "print(g is f, g(1))\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "2"]
